@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Small helpers every program needs: parsing sizes, durations, ratios and
+ * HOST:PORT addresses from options; clocks; the crc32c of object contents.
+ */
+#ifndef MCFS_UTIL_H
+#define MCFS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "64M", "1G", "4096", "2T" (powers of 1024). 0 or -EINVAL. */
+int mcfs_parse_size(const char *s, uint64_t *out);
+/* "10s", "500ms", "30m", "24h", plain numbers are seconds. Result in ms. 0 or -EINVAL. */
+int mcfs_parse_duration_ms(const char *s, uint64_t *out);
+/* "0.90". 0 or -EINVAL (must lie in [0, 1]). */
+int mcfs_parse_ratio(const char *s, double *out);
+/*
+ * "HOST:PORT", ":PORT" or "PORT". host is written NUL-terminated into host
+ * (hostsz bytes); an empty host becomes def_host. 0 or -EINVAL.
+ */
+int mcfs_parse_hostport(const char *s, const char *def_host, char *host, size_t hostsz,
+			uint16_t *port);
+
+/* Monotonic and wall clocks in milliseconds / nanoseconds. */
+uint64_t mcfs_now_ms(void);
+int64_t mcfs_wall_ns(void);
+
+/* crc32c (Castagnoli) of buf, continuing from crc (start with 0). */
+uint32_t mcfs_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,1648 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * FUSE low-level operations of the node daemon: every namespace call maps
+ * onto one master RPC; file contents live in segments.
+ *
+ * A write handle stages its bytes in a put: a range of this node's segment
+ * that the master reserved (PUT_START) and that becomes the local replica
+ * when the handle is flushed (PUT_END), so publishing copies nothing. A read
+ * handle holds a version of the object (GET) and a lease on it, renewed by
+ * the lease thread while the handle stays open; reads are answered straight
+ * from the replica's memory.
+ *
+ * The kernel keeps one page cache per inode, but two versions of a file may
+ * be open at once on one node (an old reader while a new version is
+ * published). Only handles of one version share the page cache at a time;
+ * a handle on any other version bypasses it (direct_io), so no reader ever
+ * sees another version's pages.
+ *
+ * All of this runs on the FUSE session thread, except the lease list which
+ * the lease thread also reads (n->lock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <uthash.h>
+#include <utlist.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "mcfs/kio.h"
+#include "mcfs/node.h"
+
+#define MIN_STAGE  (256u << 10) /* first reservation of a put */
+#define BLKSIZE	   (1u << 20)	/* st_blksize: what cp and friends size their I/O by */
+#define MAX_INODES 65536	/* per-inode records kept for closed files */
+
+/* Per-inode state on this node. FUSE thread only. */
+struct mcfs_ino {
+	uint64_t ino;
+	uint64_t cache_version; /* version whose pages the kernel may hold (0: none known) */
+	uint32_t cache_users;	/* open handles reading through the page cache */
+	uint32_t nopen;
+	struct mcfs_fh *writer; /* the last write handle opened, while open */
+	struct mcfs_attr attr;	/* as of the last open, for fstat after unlink */
+	UT_hash_handle hh;
+};
+
+struct mcfs_fh {
+	struct mcfs_node *n;
+	struct mcfs_ino *in;
+	uint64_t ino;
+	bool write;
+	bool cached; /* counted in in->cache_users */
+
+	/* The published version this handle reads, and the base a write copies. */
+	uint64_t version;
+	uint64_t size;
+	const uint8_t *data; /* its local replica, NULL when size is 0 */
+	bool base_dropped;   /* truncated: a new put starts empty */
+
+	/* The put in flight, if any. */
+	bool staged; /* a put (or, for an orphan, private memory) holds new bytes */
+	bool orphan; /* the file went away: staged bytes are in the heap */
+	uint64_t put_id;
+	uint64_t cap;
+	uint64_t len;
+	uint8_t *stage;
+	bool dirty;
+	int error; /* sticky: a write failed, nothing will be published */
+
+	/* Times set while dirty, applied again after publishing. */
+	uint32_t keep_times;
+	int64_t atime_ns, mtime_ns;
+
+	struct mcfs_fh *prev, *next; /* n->leased, protected by n->lock */
+	bool leased;
+
+	/* Where create() made the file: a new file that fails is removed again. */
+	uint64_t parent;
+	char *name;
+};
+
+struct mcfs_dirh {
+	struct mcfs_buf page; /* the last READDIR answer */
+	struct mcfs_rd rd;    /* position in page */
+	uint64_t next_off;    /* FUSE offset the next entry in rd would have */
+	bool eof;
+};
+
+static struct mcfs_node *node_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Scratch for a call: request, response and the response's buffer. */
+struct call {
+	struct mcfs_msg req;
+	struct mcfs_msg resp;
+	struct mcfs_buf rbuf;
+};
+
+static void call_init(struct call *c, uint16_t type)
+{
+	memset(&c->req, 0, sizeof(c->req));
+	c->req.type = type;
+	mcfs_buf_init(&c->rbuf);
+}
+
+static int call_run(struct mcfs_node *n, struct call *c)
+{
+	return mcfs_mc_call(n->mc, &c->req, &c->resp, &c->rbuf);
+}
+
+static void call_fini(struct call *c)
+{
+	mcfs_buf_fini(&c->rbuf);
+}
+
+static struct mcfs_blob blob_str(const char *s)
+{
+	struct mcfs_blob b = {(const uint8_t *)s, (uint32_t)strlen(s)};
+
+	return b;
+}
+
+static struct mcfs_ino *ino_find(struct mcfs_node *n, uint64_t ino)
+{
+	struct mcfs_ino *in;
+
+	HASH_FIND(hh, n->inodes, &ino, sizeof(ino), in);
+	return in;
+}
+
+/* Trim records of closed inodes when the table grows large; dropping one only costs a cache refill. */
+static void ino_trim(struct mcfs_node *n)
+{
+	struct mcfs_ino *in, *tmp;
+
+	if (HASH_COUNT(n->inodes) < MAX_INODES)
+		return;
+	HASH_ITER(hh, n->inodes, in, tmp)
+	{
+		if (!in->nopen) {
+			HASH_DEL(n->inodes, in);
+			free(in);
+		}
+	}
+}
+
+static struct mcfs_ino *ino_get(struct mcfs_node *n, uint64_t ino)
+{
+	struct mcfs_ino *in = ino_find(n, ino);
+
+	if (in)
+		return in;
+	ino_trim(n);
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	in->ino = ino;
+	HASH_ADD(hh, n->inodes, ino, sizeof(in->ino), in);
+	return in;
+}
+
+/* The size this node shows for ino: a local writer's staged length counts. */
+static uint64_t local_size(struct mcfs_node *n, const struct mcfs_attr *a)
+{
+	struct mcfs_ino *in = ino_find(n, a->ino);
+	uint64_t size = a->size;
+
+	if (in && in->writer) {
+		struct mcfs_fh *w = in->writer;
+		uint64_t wlen = w->staged ? w->len : (w->base_dropped ? 0 : w->size);
+
+		if ((a->flags & MCFS_ATTR_PENDING) || wlen > size)
+			size = wlen;
+	}
+	return size;
+}
+
+static void attr_to_stat(struct mcfs_node *n, const struct mcfs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)(S_ISREG(a->mode) ? local_size(n, a) : a->size);
+	st->st_blksize = BLKSIZE;
+	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+	st->st_atim.tv_sec = a->atime_ns / 1000000000;
+	st->st_atim.tv_nsec = a->atime_ns % 1000000000;
+	st->st_mtim.tv_sec = a->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = a->mtime_ns % 1000000000;
+	st->st_ctim.tv_sec = a->ctime_ns / 1000000000;
+	st->st_ctim.tv_nsec = a->ctime_ns % 1000000000;
+}
+
+static void fill_entry(struct mcfs_node *n, const struct mcfs_attr *a, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->generation = 1;
+	attr_to_stat(n, a, &e->attr);
+	e->attr_timeout = n->conf->attr_timeout;
+	e->entry_timeout = n->conf->attr_timeout;
+}
+
+static int check_name(const char *name)
+{
+	return strlen(name) > MCFS_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+static void reply_entry_from(fuse_req_t req, struct call *c, int ret)
+{
+	struct fuse_entry_param e;
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fill_entry(node_of(req), &c->resp.attr, &e);
+	fuse_reply_entry(req, &e);
+}
+
+static void mcfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct mcfs_node *n = userdata;
+
+	(void)n;
+	/* Versions, not timestamps, decide what the page cache may keep. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/*
+	 * O_TRUNC comes with the open, so the handle starts an empty version;
+	 * otherwise it would come as a separate truncate of the path.
+	 */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+	conn->max_write = 1u << 20;
+	conn->max_read = 0;
+	conn->max_readahead = 1u << 20;
+}
+
+static void mcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct call c;
+	int ret = check_name(name);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	call_init(&c, MCFS_MSG_LOOKUP);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	ret = call_run(node_of(req), &c);
+	if (ret == -ENOENT) {
+		/* Negative entries are not cached: another node may create the key. */
+		struct fuse_entry_param e = {0};
+
+		fuse_reply_entry(req, &e);
+	} else {
+		reply_entry_from(req, &c, ret);
+	}
+	call_fini(&c);
+}
+
+static void mcfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mcfs_node *n = node_of(req);
+	struct stat st;
+	struct call c;
+	int ret;
+
+	(void)fi;
+	call_init(&c, MCFS_MSG_GETATTR);
+	c.req.ino = ino;
+	ret = call_run(n, &c);
+	if (ret == -ENOENT) {
+		struct mcfs_ino *in = ino_find(n, ino);
+
+		if (in && in->nopen && in->attr.ino == ino) {
+			/* Unlinked or replaced while open here: it lives on until closed. */
+			c.resp.attr = in->attr;
+			c.resp.attr.nlink = 0;
+			ret = 0;
+		} else {
+			ret = -ESTALE;
+		}
+	}
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		attr_to_stat(n, &c.resp.attr, &st);
+		fuse_reply_attr(req, &st, n->conf->attr_timeout);
+	}
+	call_fini(&c);
+}
+
+/* ---- handles: versions, leases, puts ---- */
+
+static void lease_add(struct mcfs_fh *fh)
+{
+	struct mcfs_node *n = fh->n;
+
+	if (fh->leased || !fh->version)
+		return;
+	pthread_mutex_lock(&n->lock);
+	DL_APPEND(n->leased, fh);
+	fh->leased = true;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void lease_del(struct mcfs_fh *fh)
+{
+	struct mcfs_node *n = fh->n;
+
+	if (!fh->leased)
+		return;
+	pthread_mutex_lock(&n->lock);
+	DL_DELETE(n->leased, fh);
+	fh->leased = false;
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Point fh at the local replica described by a GET or PUT_END answer. */
+static int fh_set_version(struct mcfs_fh *fh, const struct mcfs_msg *m)
+{
+	struct mcfs_node *n = fh->n;
+	uint64_t size = m->attr.size;
+	const uint8_t *data = NULL;
+
+	if (size) {
+		for (uint32_t i = 0; i < m->nrep && !data; i++) {
+			const struct mcfs_replica *r = &m->rep[i];
+
+			if (r->node_id == n->node_id && r->state == MCFS_REP_COMPLETE &&
+			    r->len >= size && n->seg)
+				data = mcfs_seg_ptr(n->seg, r->offset, size);
+		}
+		if (!data) {
+			mcfs_err("inode %" PRIu64 " version %" PRIu64
+				 " has no usable local replica",
+				 fh->ino, m->attr.version);
+			return -EIO;
+		}
+	}
+	if (m->lease_ms && !n->lease_ms)
+		n->lease_ms = m->lease_ms;
+	fh->in->attr = m->attr;
+	lease_del(fh);
+	fh->version = m->attr.version;
+	fh->size = size;
+	fh->data = data;
+	lease_add(fh);
+	return 0;
+}
+
+/* Load the current version of fh->ino as the handle's base (GET, with a lease). */
+static int fh_load(struct mcfs_fh *fh)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_GET);
+	c.req.ino = fh->ino;
+	ret = call_run(fh->n, &c);
+	if (!ret)
+		ret = fh_set_version(fh, &c.resp);
+	call_fini(&c);
+	return ret;
+}
+
+static int stage_ptr(struct mcfs_fh *fh, const struct mcfs_msg *m, uint8_t **out, uint64_t *cap)
+{
+	struct mcfs_node *n = fh->n;
+	const struct mcfs_replica *r = &m->rep[0];
+
+	if (m->nrep != 1 || r->node_id != n->node_id || !n->seg)
+		return -EIO;
+	*out = mcfs_seg_ptr(n->seg, r->offset, r->len);
+	if (!*out)
+		return -EIO;
+	*cap = r->len;
+	return 0;
+}
+
+static int put_start(struct mcfs_fh *fh, uint64_t cap, uint64_t *put_id, uint8_t **stage,
+		     uint64_t *got)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_PUT_START);
+	c.req.ino = fh->ino;
+	c.req.size = cap;
+	ret = call_run(fh->n, &c);
+	if (!ret) {
+		*put_id = c.resp.put_id;
+		*stage = NULL;
+		*got = 0;
+		if (cap)
+			ret = stage_ptr(fh, &c.resp, stage, got);
+	}
+	call_fini(&c);
+	return ret;
+}
+
+static void put_revoke(struct mcfs_node *n, uint64_t put_id)
+{
+	struct call c;
+
+	if (!put_id)
+		return;
+	call_init(&c, MCFS_MSG_PUT_REVOKE);
+	c.req.put_id = put_id;
+	if (call_run(n, &c))
+		mcfs_warn("could not revoke put %" PRIu64, put_id);
+	call_fini(&c);
+}
+
+static void stage_drop(struct mcfs_fh *fh)
+{
+	if (fh->orphan)
+		free(fh->stage);
+	else
+		put_revoke(fh->n, fh->put_id);
+	fh->staged = false;
+	fh->orphan = false;
+	fh->put_id = 0;
+	fh->stage = NULL;
+	fh->cap = 0;
+	fh->len = 0;
+}
+
+static int stage_fail(struct mcfs_fh *fh, int err)
+{
+	if (err == -EAGAIN)
+		err = -ENOSPC;
+	fh->error = err;
+	stage_drop(fh);
+	return err;
+}
+
+/*
+ * The file was unlinked or replaced before this handle staged anything: as
+ * on any POSIX file system its writes still succeed and stay readable
+ * through the handle, but nobody else will see them, so they go to private
+ * memory instead of the pool.
+ */
+static int stage_orphan(struct mcfs_fh *fh, uint64_t cap)
+{
+	uint8_t *heap;
+
+	if (!fh->orphan) {
+		const uint8_t *src = fh->staged ? fh->stage : fh->data;
+		uint64_t keep = fh->staged ? fh->len : (fh->base_dropped ? 0 : fh->size);
+
+		heap = malloc(cap > keep ? cap : keep);
+		if (!heap)
+			return stage_fail(fh, -ENOMEM);
+		if (keep)
+			memcpy(heap, src, keep);
+		if (fh->staged)
+			put_revoke(fh->n, fh->put_id);
+		fh->put_id = 0;
+		fh->len = keep;
+		fh->orphan = true;
+		fh->staged = true;
+	} else {
+		heap = realloc(fh->stage, cap);
+		if (!heap)
+			return stage_fail(fh, -ENOMEM);
+	}
+	fh->stage = heap;
+	fh->cap = cap;
+	return 0;
+}
+
+/*
+ * Make the put able to hold need bytes. The first call starts the put with a
+ * copy of the base version (copy-on-write); later ones grow it, in place when
+ * the allocator can, otherwise into a new range.
+ */
+static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
+{
+	uint64_t cap, put_id, got;
+	uint8_t *stage;
+	struct call c;
+	int ret;
+
+	if (fh->error)
+		return fh->error;
+	if (fh->staged && need <= fh->cap && (need == 0 || fh->stage))
+		return 0;
+	if (!fh->staged) {
+		uint64_t keep = fh->base_dropped ? 0 : fh->size;
+
+		cap = need > keep ? need : keep;
+		if (cap && cap < MIN_STAGE)
+			cap = MIN_STAGE;
+		ret = put_start(fh, cap, &put_id, &stage, &got);
+		if (ret == -ENOENT)
+			return stage_orphan(fh, cap ? cap : MIN_STAGE);
+		if (ret)
+			return stage_fail(fh, ret);
+		fh->staged = true;
+		fh->put_id = put_id;
+		fh->stage = stage;
+		fh->cap = got;
+		if (keep)
+			memcpy(stage, fh->data, keep);
+		fh->len = keep;
+		return 0;
+	}
+	cap = fh->cap * 2 > need ? fh->cap * 2 : need;
+	if (cap < MIN_STAGE)
+		cap = MIN_STAGE;
+	if (fh->orphan)
+		return stage_orphan(fh, cap);
+	call_init(&c, MCFS_MSG_PUT_GROW);
+	c.req.put_id = fh->put_id;
+	c.req.size = cap;
+	ret = call_run(fh->n, &c);
+	if (!ret)
+		ret = stage_ptr(fh, &c.resp, &stage, &got);
+	call_fini(&c);
+	if (!ret) {
+		if (fh->stage && stage != fh->stage)
+			memmove(stage, fh->stage, fh->len);
+		fh->stage = stage;
+		fh->cap = got;
+		return 0;
+	}
+	if (ret != -EAGAIN)
+		return stage_fail(fh, ret);
+	/* Cannot grow in place: a new range, one copy, and the old range goes back. */
+	ret = put_start(fh, cap, &put_id, &stage, &got);
+	if (ret == -ENOENT)
+		return stage_orphan(fh, cap);
+	if (ret)
+		return stage_fail(fh, ret);
+	if (fh->len)
+		memcpy(stage, fh->stage, fh->len);
+	put_revoke(fh->n, fh->put_id);
+	fh->put_id = put_id;
+	fh->stage = stage;
+	fh->cap = got;
+	return 0;
+}
+
+/* Set the staged length to size, zero-filling what a grow exposes. */
+static int stage_truncate(struct mcfs_fh *fh, uint64_t size)
+{
+	int ret;
+
+	if (fh->error)
+		return fh->error;
+	if (!fh->staged && size == 0) {
+		fh->base_dropped = true;
+		fh->dirty = true;
+		return 0;
+	}
+	ret = stage_reserve(fh, size);
+	if (ret)
+		return ret;
+	if (size > fh->len)
+		memset(fh->stage + fh->len, 0, size - fh->len);
+	fh->len = size;
+	fh->dirty = true;
+	return 0;
+}
+
+static int reapply_times(struct mcfs_fh *fh)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_SETATTR);
+	c.req.ino = fh->ino;
+	c.req.valid = fh->keep_times;
+	c.req.atime_ns = fh->atime_ns;
+	c.req.mtime_ns = fh->mtime_ns;
+	ret = call_run(fh->n, &c);
+	call_fini(&c);
+	fh->keep_times = 0;
+	return ret;
+}
+
+/*
+ * Publish what the handle staged: PUT_END with its crc32c. The staged range
+ * becomes the new version's local replica, and the handle's base.
+ */
+static int fh_publish(struct mcfs_fh *fh)
+{
+	struct mcfs_node *n = fh->n;
+	struct call c;
+	int ret;
+
+	if (fh->error)
+		return fh->error;
+	if (!fh->dirty)
+		return 0;
+	if (!fh->staged) {
+		ret = stage_reserve(fh, fh->base_dropped ? 0 : fh->size);
+		if (ret)
+			return ret;
+	}
+	if (fh->orphan) {
+		fh->dirty = false; /* nobody can see it any more: nothing to publish */
+		return 0;
+	}
+	call_init(&c, MCFS_MSG_PUT_END);
+	c.req.put_id = fh->put_id;
+	c.req.size = fh->len;
+	c.req.crc = fh->len ? mcfs_crc32c(0, fh->stage, fh->len) : 0;
+	ret = call_run(n, &c);
+	if (ret == -ENOENT) {
+		/*
+		 * Unlinked or replaced while being written: as on any POSIX file
+		 * system the writes succeed and nobody sees them. The master has
+		 * freed the put.
+		 */
+		call_fini(&c);
+		fh->staged = false;
+		fh->put_id = 0;
+		fh->stage = NULL;
+		fh->cap = 0;
+		fh->len = 0;
+		fh->dirty = false;
+		return 0;
+	}
+	if (ret) {
+		call_fini(&c);
+		stage_fail(fh, ret);
+		return ret;
+	}
+	free(fh->name);
+	fh->name = NULL; /* published: no longer ours to remove */
+	lease_del(fh);
+	fh->in->attr = c.resp.attr;
+	fh->version = c.resp.attr.version;
+	fh->size = fh->len;
+	fh->data = fh->len ? fh->stage : NULL;
+	fh->base_dropped = false;
+	fh->staged = false;
+	fh->put_id = 0;
+	fh->stage = NULL;
+	fh->cap = 0;
+	fh->len = 0;
+	fh->dirty = false;
+	lease_add(fh);
+	call_fini(&c);
+	/* A page-cached writer's pages are the new version's bytes. */
+	if (fh->cached)
+		fh->in->cache_version = fh->version;
+	if (fh->keep_times)
+		reapply_times(fh);
+	/* Drop the kernel's cached size and times; pages stay. */
+	fuse_lowlevel_notify_inval_inode(n->se, fh->ino, -1, 0);
+	return 0;
+}
+
+static struct mcfs_fh *fh_new(struct mcfs_node *n, uint64_t ino, bool write)
+{
+	struct mcfs_fh *fh = calloc(1, sizeof(*fh));
+
+	if (!fh)
+		return NULL;
+	fh->in = ino_get(n, ino);
+	if (!fh->in) {
+		free(fh);
+		return NULL;
+	}
+	fh->n = n;
+	fh->ino = ino;
+	fh->write = write;
+	fh->in->nopen++;
+	if (write)
+		fh->in->writer = fh;
+	return fh;
+}
+
+static void fh_free(struct mcfs_fh *fh)
+{
+	struct mcfs_ino *in = fh->in;
+
+	lease_del(fh);
+	stage_drop(fh);
+	if (fh->cached)
+		in->cache_users--;
+	if (in->writer == fh)
+		in->writer = NULL;
+	in->nopen--;
+	free(fh->name);
+	free(fh);
+}
+
+/*
+ * A file created by this handle whose content could not be published is
+ * removed again, if the name still refers to it: a failed put leaves nothing
+ * behind, not even an empty file.
+ */
+static void fh_unpublish_created(struct mcfs_fh *fh)
+{
+	struct call c;
+	int ret;
+
+	if (!fh->name || fh->version)
+		return;
+	call_init(&c, MCFS_MSG_LOOKUP);
+	c.req.ino = fh->parent;
+	c.req.name = blob_str(fh->name);
+	ret = call_run(fh->n, &c);
+	if (!ret && c.resp.attr.ino == fh->ino && (c.resp.attr.flags & MCFS_ATTR_PENDING)) {
+		call_fini(&c);
+		call_init(&c, MCFS_MSG_UNLINK);
+		c.req.ino = fh->parent;
+		c.req.name = blob_str(fh->name);
+		if (!call_run(fh->n, &c))
+			fuse_lowlevel_notify_inval_entry(fh->n->se, fh->parent, fh->name,
+							 strlen(fh->name));
+	}
+	call_fini(&c);
+	free(fh->name);
+	fh->name = NULL;
+}
+
+/*
+ * Decide how the kernel may cache this handle's pages. A read handle of the
+ * version the page cache holds shares it (keep_cache); so does the first
+ * handle when no other uses it. Everything else bypasses it.
+ */
+static void fh_choose_cache(struct mcfs_fh *fh, struct fuse_file_info *fi)
+{
+	struct mcfs_ino *in = fh->in;
+
+	fi->keep_cache = 0;
+	fi->direct_io = 1;
+	/* Every handle reads its own version, whatever the kernel's size says. */
+	if (mcfs_kio_direct_io_mmap() || (fi->flags & O_DIRECT))
+		return;
+	if ((fi->flags & O_ACCMODE) == O_WRONLY)
+		return; /* write-only: straight into the put, no page copies */
+	if (!fh->write && !fh->version)
+		return; /* a file still being written on this node */
+	if (!fh->write && in->cache_users && in->cache_version == fh->version) {
+		fi->keep_cache = 1;
+	} else if (!in->cache_users) {
+		fi->keep_cache = !fh->write && in->cache_version == fh->version;
+		/* A read-write handle's pages will hold its own, unpublished bytes. */
+		in->cache_version = fh->write ? 0 : fh->version;
+	} else {
+		return;
+	}
+	fi->direct_io = 0;
+	fh->cached = true;
+	in->cache_users++;
+}
+
+static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi, bool created,
+		   struct mcfs_fh **out)
+{
+	int acc = fi->flags & O_ACCMODE;
+	bool write = acc != O_RDONLY;
+	struct mcfs_fh *fh;
+	int ret;
+
+	fh = fh_new(n, ino, write);
+	if (!fh)
+		return -ENOMEM;
+	if (created) {
+		fh->base_dropped = true;
+		fh->dirty = true; /* an empty new file is published at close too */
+	} else {
+		ret = fh_load(fh);
+		if (ret == -ENOENT && write) {
+			/* Replaced or removed since the kernel's lookup: write into nowhere. */
+			fh->base_dropped = true;
+			ret = stage_orphan(fh, MIN_STAGE);
+		}
+		if (ret) {
+			fh_free(fh);
+			return ret;
+		}
+		if (fi->flags & O_TRUNC) {
+			fh->base_dropped = true;
+			fh->dirty = true;
+		}
+	}
+	fh_choose_cache(fh, fi);
+	/* Closing a read handle publishes nothing: spare the round trip. */
+	fi->noflush = !write;
+	fi->fh = (uintptr_t)fh;
+	*out = fh;
+	return 0;
+}
+
+static void mcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mcfs_fh *fh;
+	int ret = fh_open(node_of(req), ino, fi, false, &fh);
+
+	/*
+	 * The name was replaced or removed after the kernel looked it up:
+	 * ESTALE makes the kernel look the path up again and retry once.
+	 */
+	if (ret == -ENOENT)
+		ret = -ESTALE;
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else if (fuse_reply_open(req, fi) == -ENOENT)
+		fh_free(fh); /* the opener was interrupted */
+}
+
+static void mcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			struct fuse_file_info *fi)
+{
+	struct mcfs_node *n = node_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fuse_entry_param e;
+	struct mcfs_fh *fh;
+	struct call c;
+	int ret = check_name(name);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	call_init(&c, MCFS_MSG_CREATE);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	c.req.mode = S_IFREG | (mode & 07777 & ~ctx->umask);
+	c.req.uid = ctx->uid;
+	c.req.gid = ctx->gid;
+	c.req.flags = (fi->flags & O_EXCL) ? MCFS_CREATE_EXCL : 0;
+	ret = call_run(n, &c);
+	if (!ret) {
+		bool created = (c.resp.attr.flags & MCFS_ATTR_PENDING) && !c.resp.attr.version &&
+			       !ino_find(n, c.resp.attr.ino);
+
+		ret = fh_open(n, c.resp.attr.ino, fi, created, &fh);
+		if (!ret && created) {
+			fh->parent = parent;
+			fh->name = strdup(name);
+		}
+	}
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		fill_entry(n, &c.resp.attr, &e);
+		if (fuse_reply_create(req, &e, fi) == -ENOENT)
+			fh_free(fh);
+	}
+	call_fini(&c);
+}
+
+static void mcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	struct mcfs_fh *fh = (struct mcfs_fh *)(uintptr_t)fi->fh;
+	const uint8_t *data = fh->data;
+	uint64_t len = fh->base_dropped ? 0 : fh->size;
+
+	(void)ino;
+	if (fh->staged) {
+		data = fh->stage;
+		len = fh->len;
+	} else if (!fh->version && !fh->write && fh->in->writer) {
+		/* A file being created here: read what its writer staged so far. */
+		struct mcfs_fh *w = fh->in->writer;
+
+		data = w->staged ? w->stage : NULL;
+		len = w->staged ? w->len : 0;
+	}
+	if (off < 0 || (uint64_t)off >= len || !data) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > len - (uint64_t)off)
+		size = len - (uint64_t)off;
+	fuse_reply_buf(req, (const char *)data + off, size);
+}
+
+static void mcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct mcfs_fh *fh = (struct mcfs_fh *)(uintptr_t)fi->fh;
+	uint64_t end;
+	int ret;
+
+	(void)ino;
+	if (off < 0 || (uint64_t)off > UINT64_MAX - size) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	end = (uint64_t)off + size;
+	ret = stage_reserve(fh, end);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if ((uint64_t)off > fh->len)
+		memset(fh->stage + fh->len, 0, (uint64_t)off - fh->len);
+	memcpy(fh->stage + off, buf, size);
+	if (end > fh->len)
+		fh->len = end;
+	fh->dirty = true;
+	fuse_reply_write(req, size);
+}
+
+static void mcfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mcfs_fh *fh = (struct mcfs_fh *)(uintptr_t)fi->fh;
+	int ret = fh->write ? fh_publish(fh) : 0;
+
+	(void)ino;
+	fuse_reply_err(req, -ret);
+	if (ret)
+		fh_unpublish_created(fh);
+}
+
+static void mcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	mcfs_flush(req, ino, fi);
+}
+
+static void mcfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mcfs_fh *fh = (struct mcfs_fh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	/* Pages written through a shared mapping after the last close arrive before this. */
+	if (fh->write && fh->dirty && fh_publish(fh))
+		mcfs_warn("inode %" PRIu64 ": data written after close was not published", fh->ino);
+	if (fh->error)
+		fh_unpublish_created(fh);
+	fh_free(fh);
+	fuse_reply_err(req, 0);
+}
+
+static void mcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			   struct fuse_file_info *fi)
+{
+	struct mcfs_fh *fh = (struct mcfs_fh *)(uintptr_t)fi->fh;
+	uint64_t end;
+	int ret;
+
+	(void)ino;
+	if (mode & ~FALLOC_FL_KEEP_SIZE) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (off < 0 || len <= 0 || (uint64_t)off > UINT64_MAX - (uint64_t)len) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!fh->write) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	end = (uint64_t)off + (uint64_t)len;
+	ret = stage_reserve(fh, end);
+	if (!ret && !(mode & FALLOC_FL_KEEP_SIZE) && end > fh->len)
+		ret = stage_truncate(fh, end);
+	fuse_reply_err(req, -ret);
+}
+
+/* truncate(2) on a path: a new version with the old bytes cut or zero-extended. */
+static int truncate_path(struct mcfs_node *n, uint64_t ino, uint64_t size)
+{
+	struct mcfs_fh *fh = fh_new(n, ino, true);
+	int ret;
+
+	if (!fh)
+		return -ENOMEM;
+	ret = fh_load(fh);
+	if (!ret && size < fh->size && size) {
+		/* Copy only what stays. */
+		fh->size = size;
+	}
+	if (!ret)
+		ret = stage_truncate(fh, size);
+	if (!ret)
+		ret = fh_publish(fh);
+	fh_free(fh);
+	return ret;
+}
+
+static void mcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			 struct fuse_file_info *fi)
+{
+	struct mcfs_node *n = node_of(req);
+	struct mcfs_fh *fh = fi ? (struct mcfs_fh *)(uintptr_t)fi->fh : NULL;
+	struct stat st;
+	struct call c;
+	int ret = 0;
+
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (attr->st_size < 0)
+			ret = -EINVAL;
+		else if (fh && fh->write)
+			ret = stage_truncate(fh, (uint64_t)attr->st_size);
+		else if (fh)
+			ret = -EBADF;
+		else
+			ret = truncate_path(n, ino, (uint64_t)attr->st_size);
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+	}
+	call_init(&c, MCFS_MSG_SETATTR);
+	c.req.ino = ino;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		c.req.valid |= MCFS_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID)
+		c.req.valid |= MCFS_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID)
+		c.req.valid |= MCFS_SET_GID;
+	if (to_set & FUSE_SET_ATTR_ATIME)
+		c.req.valid |=
+		    (to_set & FUSE_SET_ATTR_ATIME_NOW) ? MCFS_SET_ATIME_NOW : MCFS_SET_ATIME;
+	if (to_set & FUSE_SET_ATTR_MTIME)
+		c.req.valid |=
+		    (to_set & FUSE_SET_ATTR_MTIME_NOW) ? MCFS_SET_MTIME_NOW : MCFS_SET_MTIME;
+	c.req.mode = attr->st_mode;
+	c.req.uid = attr->st_uid;
+	c.req.gid = attr->st_gid;
+	c.req.atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 + attr->st_atim.tv_nsec;
+	c.req.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+	if (fh && fh->dirty && (c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME))) {
+		/* cp -p sets times before close: keep them past the publish. */
+		fh->keep_times = c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME);
+		fh->atime_ns = c.req.atime_ns;
+		fh->mtime_ns = c.req.mtime_ns;
+	}
+	if (!c.req.valid)
+		c.req.type = MCFS_MSG_GETATTR;
+	ret = call_run(n, &c);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		attr_to_stat(n, &c.resp.attr, &st);
+		fuse_reply_attr(req, &st, n->conf->attr_timeout);
+	}
+	call_fini(&c);
+}
+
+/* ---- namespace ---- */
+
+static void mcfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct call c;
+	int ret = check_name(name);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	call_init(&c, MCFS_MSG_MKDIR);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	c.req.mode = S_IFDIR | (mode & 07777 & ~ctx->umask);
+	c.req.uid = ctx->uid;
+	c.req.gid = ctx->gid;
+	reply_entry_from(req, &c, call_run(node_of(req), &c));
+	call_fini(&c);
+}
+
+/* mknod makes regular files only: an empty object, published at once. */
+static void mcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct mcfs_node *n = node_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct mcfs_fh *fh;
+	struct call c;
+	int ret = check_name(name);
+
+	(void)rdev;
+	if (!ret && !S_ISREG(mode))
+		ret = -EPERM;
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	call_init(&c, MCFS_MSG_CREATE);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	c.req.mode = S_IFREG | (mode & 07777 & ~ctx->umask);
+	c.req.uid = ctx->uid;
+	c.req.gid = ctx->gid;
+	c.req.flags = MCFS_CREATE_EXCL;
+	ret = call_run(n, &c);
+	if (!ret) {
+		fh = fh_new(n, c.resp.attr.ino, true);
+		if (!fh) {
+			ret = -ENOMEM;
+		} else {
+			fh->base_dropped = true;
+			fh->dirty = true;
+			ret = fh_publish(fh);
+			fh_free(fh);
+		}
+	}
+	if (!ret) {
+		struct call g;
+
+		call_init(&g, MCFS_MSG_GETATTR);
+		g.req.ino = c.resp.attr.ino;
+		reply_entry_from(req, &g, call_run(n, &g));
+		call_fini(&g);
+	} else {
+		fuse_reply_err(req, -ret);
+	}
+	call_fini(&c);
+}
+
+static void mcfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct call c;
+	int ret = check_name(name);
+
+	if (!ret && strlen(link) > MCFS_PATH_MAX)
+		ret = -ENAMETOOLONG;
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	call_init(&c, MCFS_MSG_SYMLINK);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	c.req.value = blob_str(link);
+	c.req.uid = ctx->uid;
+	c.req.gid = ctx->gid;
+	reply_entry_from(req, &c, call_run(node_of(req), &c));
+	call_fini(&c);
+}
+
+static void mcfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char target[MCFS_PATH_MAX + 1];
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_READLINK);
+	c.req.ino = ino;
+	ret = call_run(node_of(req), &c);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		memcpy(target, c.resp.value.p, c.resp.value.len);
+		target[c.resp.value.len] = 0;
+		fuse_reply_readlink(req, target);
+	}
+	call_fini(&c);
+}
+
+static void simple_call(fuse_req_t req, struct call *c)
+{
+	fuse_reply_err(req, -call_run(node_of(req), c));
+	call_fini(c);
+}
+
+static void mcfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct call c;
+
+	call_init(&c, MCFS_MSG_UNLINK);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	simple_call(req, &c);
+}
+
+static void mcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct call c;
+
+	call_init(&c, MCFS_MSG_RMDIR);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	simple_call(req, &c);
+}
+
+static void mcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+			const char *newname, unsigned int flags)
+{
+	struct call c;
+	int ret = check_name(newname);
+
+	if (!ret && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+		ret = -EINVAL;
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	call_init(&c, MCFS_MSG_RENAME);
+	c.req.ino = parent;
+	c.req.name = blob_str(name);
+	c.req.ino2 = newparent;
+	c.req.name2 = blob_str(newname);
+	c.req.flags = (flags & RENAME_NOREPLACE ? MCFS_RENAME_NOREPLACE : 0) |
+		      (flags & RENAME_EXCHANGE ? MCFS_RENAME_EXCHANGE : 0);
+	simple_call(req, &c);
+}
+
+static void mcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EPERM);
+}
+
+static void mcfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	struct call c;
+	int ret;
+
+	(void)ino;
+	call_init(&c, MCFS_MSG_STATFS);
+	ret = call_run(node_of(req), &c);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		memset(&sv, 0, sizeof(sv));
+		sv.f_bsize = 4096;
+		sv.f_frsize = 4096;
+		sv.f_blocks = c.resp.total / 4096;
+		sv.f_bfree = c.resp.free / 4096;
+		sv.f_bavail = sv.f_bfree;
+		sv.f_files = c.resp.count + sv.f_bfree;
+		sv.f_ffree = sv.f_bfree;
+		sv.f_favail = sv.f_bfree;
+		sv.f_namemax = MCFS_NAME_MAX;
+		fuse_reply_statfs(req, &sv);
+	}
+	call_fini(&c);
+}
+
+/* ---- directories ---- */
+
+static void mcfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mcfs_dirh *d = calloc(1, sizeof(*d));
+
+	(void)ino;
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	mcfs_buf_init(&d->page);
+	d->next_off = UINT64_MAX;
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		mcfs_buf_fini(&d->page);
+		free(d);
+	}
+}
+
+/*
+ * FUSE offsets: 1 after ".", 2 after "..", cookie + 2 after an entry. A
+ * directory handle keeps the last page of entries, so a listing costs one
+ * master call per page rather than one per kernel request.
+ */
+static int dir_fetch(struct mcfs_node *n, uint64_t ino, struct mcfs_dirh *d, uint64_t off)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_READDIR);
+	c.req.ino = ino;
+	c.req.cookie = off - 2;
+	c.req.count = 1024;
+	ret = call_run(n, &c);
+	if (!ret) {
+		/* Keep the entries: the response buffer is reused by the next call. */
+		d->page.len = 0;
+		mcfs_buf_put(&d->page, c.resp.value.p, c.resp.value.len);
+		if (d->page.oom)
+			ret = -ENOMEM;
+		mcfs_rd_init(&d->rd, d->page.data, d->page.len);
+		d->next_off = off;
+		d->eof = c.resp.flags & MCFS_READDIR_EOF;
+	}
+	call_fini(&c);
+	return ret;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct mcfs_node *n = node_of(req);
+	struct mcfs_dirh *d = (struct mcfs_dirh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t pos = 0;
+	int ret = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (;;) {
+		const char *name = NULL;
+		char namebuf[MCFS_NAME_MAX + 1];
+		struct fuse_entry_param e;
+		struct mcfs_dirent de;
+		struct mcfs_rd save;
+		uint64_t next;
+		size_t used;
+
+		if (off < 2) {
+			name = off == 0 ? "." : "..";
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = ino;
+			e.attr.st_mode = S_IFDIR;
+			next = (uint64_t)off + 1;
+		} else {
+			if ((uint64_t)off != d->next_off || (!mcfs_rd_left(&d->rd) && !d->eof)) {
+				ret = dir_fetch(n, ino, d, (uint64_t)off);
+				if (ret)
+					break;
+			}
+			save = d->rd;
+			ret = mcfs_dirent_next(&d->rd, &de);
+			if (ret <= 0) {
+				if (ret < 0)
+					ret = -EIO;
+				break;
+			}
+			memcpy(namebuf, de.name.p, de.name.len);
+			namebuf[de.name.len] = 0;
+			name = namebuf;
+			fill_entry(n, &de.attr, &e);
+			next = de.cookie + 2;
+		}
+		if (plus)
+			used = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e,
+						      (off_t)next);
+		else
+			used = fuse_add_direntry(req, buf + pos, size - pos, name, &e.attr,
+						 (off_t)next);
+		if (used > size - pos) {
+			if (off >= 2)
+				d->rd = save; /* it did not fit: serve it next time */
+			break;
+		}
+		pos += used;
+		off = (off_t)next;
+		if (off > 2)
+			d->next_off = next;
+	}
+	if (ret < 0 && pos == 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void mcfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void mcfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			     struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void mcfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mcfs_dirh *d = (struct mcfs_dirh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	mcfs_buf_fini(&d->page);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void mcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+/* ---- extended attributes ---- */
+
+/* Only user.* lives in mcfs; the kernel's own probes (security.capability on every write) end here. */
+static bool xattr_foreign(const char *name)
+{
+	return strncmp(name, "user.", 5) != 0;
+}
+
+static void reply_xattr_value(fuse_req_t req, size_t size, const struct mcfs_blob *v)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, v->len);
+	else if (v->len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)v->p, v->len);
+}
+
+static void mcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			  size_t size, int flags)
+{
+	struct call c;
+
+	if (xattr_foreign(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (strlen(name) > MCFS_NAME_MAX) {
+		fuse_reply_err(req, ERANGE);
+		return;
+	}
+	if (size > MCFS_XATTR_MAX) {
+		fuse_reply_err(req, E2BIG);
+		return;
+	}
+	call_init(&c, MCFS_MSG_SETXATTR);
+	c.req.ino = ino;
+	c.req.name = blob_str(name);
+	c.req.value.p = (const uint8_t *)value;
+	c.req.value.len = (uint32_t)size;
+	c.req.flags = (flags & XATTR_CREATE ? MCFS_XATTR_CREATE : 0) |
+		      (flags & XATTR_REPLACE ? MCFS_XATTR_REPLACE : 0);
+	simple_call(req, &c);
+}
+
+static void mcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct call c;
+	int ret;
+
+	if (xattr_foreign(name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (strlen(name) > MCFS_NAME_MAX) {
+		fuse_reply_err(req, ERANGE);
+		return;
+	}
+	call_init(&c, MCFS_MSG_GETXATTR);
+	c.req.ino = ino;
+	c.req.name = blob_str(name);
+	ret = call_run(node_of(req), &c);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		reply_xattr_value(req, size, &c.resp.value);
+	call_fini(&c);
+}
+
+static void mcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_LISTXATTR);
+	c.req.ino = ino;
+	ret = call_run(node_of(req), &c);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		reply_xattr_value(req, size, &c.resp.value);
+	call_fini(&c);
+}
+
+static void mcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct call c;
+
+	if (xattr_foreign(name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (strlen(name) > MCFS_NAME_MAX) {
+		fuse_reply_err(req, ERANGE);
+		return;
+	}
+	call_init(&c, MCFS_MSG_REMOVEXATTR);
+	c.req.ino = ino;
+	c.req.name = blob_str(name);
+	simple_call(req, &c);
+}
+
+void mcfs_fs_fini(struct mcfs_node *n)
+{
+	struct mcfs_ino *in, *tmp;
+
+	HASH_ITER(hh, n->inodes, in, tmp)
+	{
+		HASH_DEL(n->inodes, in);
+		free(in);
+	}
+}
+
+/* ---- the lease thread ---- */
+
+/* Renew every open handle's lease in one BATCH call. */
+static void renew_leases(struct mcfs_node *n)
+{
+	struct mcfs_buf frames;
+	struct call c;
+	struct mcfs_fh *fh;
+	uint32_t count = 0;
+
+	mcfs_buf_init(&frames);
+	pthread_mutex_lock(&n->lock);
+	DL_FOREACH(n->leased, fh)
+	{
+		struct mcfs_msg m = {
+		    .type = MCFS_MSG_LEASE, .ino = fh->ino, .version = fh->version};
+
+		m.req_id = ++count;
+		if (mcfs_msg_encode(&m, &frames))
+			break;
+		if (frames.len > (MCFS_FRAME_MAX >> 1))
+			break; /* the rest waits for the next round; lease_ms/3 leaves time */
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (count) {
+		call_init(&c, MCFS_MSG_BATCH);
+		c.req.count = count;
+		c.req.value.p = frames.data;
+		c.req.value.len = (uint32_t)frames.len;
+		if (call_run(n, &c))
+			mcfs_warn("lease renewal failed; open files may lose their replicas");
+		call_fini(&c);
+	}
+	mcfs_buf_fini(&frames);
+}
+
+static void *lease_main(void *arg)
+{
+	struct mcfs_node *n = arg;
+	uint64_t last_hb = 0, last_renew = 0;
+
+	pthread_mutex_lock(&n->lock);
+	while (!n->stopping) {
+		uint64_t lease = n->lease_ms ? n->lease_ms : 10000;
+		uint64_t wait = lease / 3 < 200 ? lease / 3 : 200;
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(wait / 1000);
+		ts.tv_nsec += (long)(wait % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&n->stop_cond, &n->lock, &ts);
+		if (n->stopping)
+			break;
+		pthread_mutex_unlock(&n->lock);
+		mcfs_mc_tick(n->mc);
+		if (mcfs_now_ms() - last_renew >= lease / 3) {
+			renew_leases(n);
+			last_renew = mcfs_now_ms();
+		}
+		if (n->conf->master && mcfs_now_ms() - last_hb >= 1000) {
+			struct call c;
+
+			call_init(&c, MCFS_MSG_HEARTBEAT);
+			c.req.node_id = n->node_id;
+			if (call_run(n, &c))
+				mcfs_warn("heartbeat to the master failed");
+			call_fini(&c);
+			last_hb = mcfs_now_ms();
+		}
+		pthread_mutex_lock(&n->lock);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+int mcfs_lease_start(struct mcfs_node *n)
+{
+	int ret;
+
+	n->stopping = false;
+	ret = pthread_create(&n->lease_thread, NULL, lease_main, n);
+	return -ret;
+}
+
+void mcfs_lease_stop(struct mcfs_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	n->stopping = true;
+	pthread_cond_signal(&n->stop_cond);
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->lease_thread, NULL);
+}
+
+const struct fuse_lowlevel_ops mcfs_fs_ops = {
+    .init = mcfs_init,
+    .lookup = mcfs_lookup,
+    .getattr = mcfs_getattr,
+    .setattr = mcfs_setattr,
+    .readlink = mcfs_readlink,
+    .mknod = mcfs_mknod,
+    .mkdir = mcfs_mkdir,
+    .unlink = mcfs_unlink,
+    .rmdir = mcfs_rmdir,
+    .symlink = mcfs_symlink,
+    .rename = mcfs_rename,
+    .link = mcfs_link,
+    .open = mcfs_open,
+    .read = mcfs_read,
+    .write = mcfs_write,
+    .flush = mcfs_flush,
+    .release = mcfs_release,
+    .fsync = mcfs_fsync,
+    .opendir = mcfs_opendir,
+    .readdir = mcfs_readdir,
+    .readdirplus = mcfs_readdirplus,
+    .releasedir = mcfs_releasedir,
+    .fsyncdir = mcfs_fsyncdir,
+    .statfs = mcfs_statfs,
+    .setxattr = mcfs_setxattr,
+    .getxattr = mcfs_getxattr,
+    .listxattr = mcfs_listxattr,
+    .removexattr = mcfs_removexattr,
+    .create = mcfs_create,
+    .fallocate = mcfs_fallocate,
+};

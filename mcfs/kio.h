@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Our own reads and writes of /dev/fuse, installed with
+ * fuse_session_custom_io(), so that the daemon can ask the kernel for
+ * FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6, protocol 7.39), which libfuse 3.14
+ * does not know: with it, files opened with direct_io may still be mapped
+ * MAP_SHARED. mcfs reads with direct_io because the kernel keeps one page
+ * cache and one size per inode, while mcfs lets each open handle read its
+ * own version of a file.
+ */
+#ifndef MCFS_KIO_H
+#define MCFS_KIO_H
+
+#include <stdbool.h>
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+/* Take over the session's device I/O (after fuse_session_mount). 0 or -errno. */
+int mcfs_kio_install(struct fuse_session *se);
+
+/* After FUSE_INIT: whether the kernel agreed to map direct_io files shared. */
+bool mcfs_kio_direct_io_mmap(void);
+
+#endif

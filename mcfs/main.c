@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * mcfs: the node daemon. Parses options (command line, -o name=value, a
+ * config file), contributes a DRAM segment, joins a master (an external
+ * mcfs-master, or one embedded in this process), mounts the filesystem and
+ * serves it until unmounted.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "mcfs/kio.h"
+#include "mcfs/node.h"
+
+#define DEFAULT_SEGMENT (1ull << 30)
+
+enum { KEY_HELP, KEY_VERSION, KEY_DEBUG };
+
+#define OPT(t, p)                                                                                  \
+	{                                                                                          \
+		t, offsetof(struct mcfs_node_conf, p), 1                                           \
+	}
+#define OPT_STR(name, field)                                                                       \
+	OPT("--" name "=%s", field), OPT("--" name " %s", field), OPT(name "=%s", field)
+
+static const struct fuse_opt node_opts[] = {
+    OPT_STR("master", master),
+    OPT_STR("listen", listen),
+    OPT_STR("segment-size", segment_size_str),
+    OPT_STR("ssd-dir", ssd_dir),
+    OPT_STR("ssd-size", ssd_size_str),
+    OPT("--replicas=%d", replicas),
+    OPT("--replicas %d", replicas),
+    OPT("replicas=%d", replicas),
+    OPT_STR("transport", transport),
+    OPT_STR("node-name", node_name),
+    OPT_STR("config", config),
+    OPT_STR("token-file", token_file),
+    OPT_STR("lease-ttl", lease_ttl_str),
+    OPT("--attr-timeout=%lf", attr_timeout),
+    OPT("attr-timeout=%lf", attr_timeout),
+    OPT("-f", foreground),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_END,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f, "usage: mcfs MOUNTPOINT [options]\n"
+	       "  --master ADDR          HOST:PORT of an mcfs-master (default: embedded master)\n"
+	       "  --listen HOST:PORT     segment server address for peers (default 0.0.0.0:7422\n"
+	       "                         with --master; nothing served without it)\n"
+	       "  --segment-size SIZE    DRAM contributed to the pool, K/M/G/T (default 1G)\n"
+	       "  --ssd-dir DIR          SSD tier directory (--ssd-size SIZE bounds it)\n"
+	       "  --replicas N           default replica count for new files (default 1)\n"
+	       "  --transport NAME       tcp, rdma or auto (default auto)\n"
+	       "  --node-name NAME       name shown in replicas and status (default: host name)\n"
+	       "  --lease-ttl DURATION   embedded master: read lease (default 10s)\n"
+	       "  --attr-timeout SECS    kernel attribute and entry cache (default 1.0)\n"
+	       "  --config FILE          the same settings from a file (name = value)\n"
+	       "  --token-file FILE      cluster secret\n"
+	       "  -f                     stay in the foreground\n"
+	       "  -d                     debug log (implies -f)\n"
+	       "  -o OPT[,OPT...]        FUSE mount options, and every option above as name=value\n"
+	       "  -h, --help             this text\n"
+	       "  -V, --version          the version\n"
+	       "Stop with: fusermount3 -u MOUNTPOINT\n");
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct mcfs_node_conf *c = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		c->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		c->show_version = 1;
+		return 0;
+	case KEY_DEBUG:
+		c->debug = 1;
+		c->foreground = 1;
+		return 1; /* libfuse prints every request too */
+	case FUSE_OPT_KEY_NONOPT:
+		if (!c->mountpoint) {
+			c->mountpoint = strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "mcfs: unexpected argument '%s' (one MOUNTPOINT only)\n", arg);
+		return -1;
+	default:
+		if (arg[0] == '-' && arg[1] == '-') {
+			fprintf(stderr, "mcfs: unknown option '%s' (see mcfs --help)\n", arg);
+			return -1;
+		}
+		return 1; /* a FUSE option: pass it on */
+	}
+}
+
+/* A config-file setting: the same names as the long options; the command line wins. */
+static int conf_set(void *ctx, const char *name, const char *value)
+{
+	struct fuse_args *fa = ctx;
+	char *arg;
+	int ret;
+
+	if (asprintf(&arg, "--%s=%s", name, value) < 0)
+		return -ENOMEM;
+	/* Inserted before the command-line arguments so that those override. */
+	ret = fuse_opt_insert_arg(fa, 1, arg);
+	free(arg);
+	return ret;
+}
+
+static int parse_conf(struct mcfs_node_conf *c)
+{
+	uint64_t ms;
+
+	if (c->segment_size_str && (mcfs_parse_size(c->segment_size_str, &c->segment_size) ||
+				    c->segment_size < (1u << 20))) {
+		fprintf(stderr,
+			"mcfs: --segment-size: bad size '%s' (use e.g. 64M, 4G; at least 1M)\n",
+			c->segment_size_str);
+		return -EINVAL;
+	}
+	if (c->replicas < 1 || c->replicas > MCFS_MAX_REPLICAS) {
+		fprintf(stderr, "mcfs: --replicas: must be 1..%d\n", MCFS_MAX_REPLICAS);
+		return -EINVAL;
+	}
+	if (c->transport && strcmp(c->transport, "tcp") && strcmp(c->transport, "rdma") &&
+	    strcmp(c->transport, "auto")) {
+		fprintf(stderr, "mcfs: --transport: '%s' is not tcp, rdma or auto\n", c->transport);
+		return -EINVAL;
+	}
+	if (c->lease_ttl_str) {
+		if (mcfs_parse_duration_ms(c->lease_ttl_str, &ms) || !ms) {
+			fprintf(stderr, "mcfs: --lease-ttl: bad duration '%s' (use e.g. 10s)\n",
+				c->lease_ttl_str);
+			return -EINVAL;
+		}
+		c->mconf.lease_ms = ms;
+	}
+	if (c->attr_timeout < 0) {
+		fprintf(stderr, "mcfs: --attr-timeout must not be negative\n");
+		return -EINVAL;
+	}
+	if (c->ssd_dir) {
+		fprintf(stderr, "mcfs: --ssd-dir: the SSD tier is not available in this version\n");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static void conf_free(struct mcfs_node_conf *c)
+{
+	char **strs[] = {&c->mountpoint,       &c->master,	 &c->listen,	   &c->node_name,
+			 &c->transport,	       &c->ssd_dir,	 &c->config,	   &c->token_file,
+			 &c->segment_size_str, &c->ssd_size_str, &c->lease_ttl_str};
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+static int join_master(struct mcfs_node *n)
+{
+	struct mcfs_node_conf *c = n->conf;
+	char host[256], name[256];
+	struct mcfs_msg req = {0}, resp;
+	struct mcfs_buf rbuf;
+	uint16_t port;
+	int ret;
+
+	if (c->master) {
+		if (!strncmp(c->master, "etcd://", 7)) {
+			mcfs_err("--master %s: etcd discovery is not available in this version; "
+				 "give the master's HOST:PORT",
+				 c->master);
+			return -ENOTSUP;
+		}
+		if (mcfs_parse_hostport(c->master, "127.0.0.1", host, sizeof(host), &port)) {
+			mcfs_err("--master: bad address '%s' (use HOST:PORT)", c->master);
+			return -EINVAL;
+		}
+		ret = mcfs_mc_connect(host, port, &n->mc);
+	} else {
+		c->mconf.default_replicas = (uint32_t)c->replicas;
+		ret = mcfs_master_create(&c->mconf, &n->master);
+		if (!ret)
+			ret = mcfs_mc_embedded(n->master, &n->mc);
+	}
+	if (ret)
+		return ret;
+	if (c->node_name)
+		snprintf(name, sizeof(name), "%s", c->node_name);
+	else if (gethostname(name, sizeof(name)))
+		snprintf(name, sizeof(name), "node");
+	mcfs_buf_init(&rbuf);
+	req.type = MCFS_MSG_HELLO;
+	req.proto = MCFS_PROTO_VERSION;
+	req.name.p = (const uint8_t *)name;
+	req.name.len = (uint32_t)strnlen(name, MCFS_NAME_MAX);
+	/* Peers reach this node's segment server here (served from the cluster issue on). */
+	req.name2.p = (const uint8_t *)(c->master && c->listen ? c->listen : "");
+	req.name2.len = (uint32_t)strlen((const char *)req.name2.p);
+	req.size = mcfs_seg_size(n->seg);
+	ret = mcfs_mc_call(n->mc, &req, &resp, &rbuf);
+	if (!ret)
+		n->node_id = resp.node_id;
+	else
+		mcfs_err("the master refused this node: %s", strerror(-ret));
+	mcfs_buf_fini(&rbuf);
+	return ret;
+}
+
+static void leave_master(struct mcfs_node *n)
+{
+	struct mcfs_msg req = {0}, resp;
+	struct mcfs_buf rbuf;
+
+	if (!n->mc || !n->node_id)
+		return;
+	mcfs_buf_init(&rbuf);
+	req.type = MCFS_MSG_BYE;
+	req.node_id = n->node_id;
+	if (mcfs_mc_call(n->mc, &req, &resp, &rbuf))
+		mcfs_warn("could not unregister from the master");
+	mcfs_buf_fini(&rbuf);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct mcfs_node_conf conf = {0};
+	struct mcfs_node node = {0};
+	int ret = 1;
+
+	mcfs_log_set_ident("mcfs");
+	conf.replicas = 1;
+	conf.attr_timeout = 1.0;
+	mcfs_master_conf_default(&conf.mconf);
+	if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1)
+		return 2;
+	if (conf.show_help) {
+		usage(stdout);
+		return 0;
+	}
+	if (conf.show_version) {
+		printf("mcfs %s (libfuse %s)\n", MCFS_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (conf.config) {
+		/* Re-parse with the file's settings in front of the command line's. */
+		struct fuse_args fa = FUSE_ARGS_INIT(0, NULL);
+		char *config = conf.config;
+
+		for (int i = 0; i < argc; i++)
+			fuse_opt_add_arg(&fa, argv[i]);
+		if (mcfs_conf_load(config, conf_set, &fa)) {
+			fprintf(stderr, "mcfs: --config %s: cannot use this file\n", config);
+			return 2;
+		}
+		fuse_opt_free_args(&args);
+		conf.config = NULL;
+		conf_free(&conf);
+		memset(&conf, 0, sizeof(conf));
+		conf.replicas = 1;
+		conf.attr_timeout = 1.0;
+		mcfs_master_conf_default(&conf.mconf);
+		args = fa;
+		if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1)
+			return 2;
+		free(config);
+	}
+	if (!conf.mountpoint) {
+		fprintf(stderr, "mcfs: no MOUNTPOINT given (usage: mcfs MOUNTPOINT [options]; "
+				"see mcfs --help)\n");
+		return 2;
+	}
+	conf.segment_size = DEFAULT_SEGMENT;
+	if (parse_conf(&conf))
+		return 2;
+	if (conf.debug)
+		mcfs_log_set_level(LOG_DEBUG);
+	node.conf = &conf;
+	pthread_mutex_init(&node.lock, NULL);
+	pthread_cond_init(&node.stop_cond, NULL);
+
+	ret = mcfs_seg_open(conf.segment_size, &node.seg);
+	if (ret) {
+		mcfs_err("cannot reserve a %s segment: %s (try a smaller --segment-size)",
+			 conf.segment_size_str ? conf.segment_size_str : "1G", strerror(-ret));
+		ret = 1;
+		goto out_args;
+	}
+	ret = join_master(&node);
+	if (ret) {
+		ret = 1;
+		goto out_master;
+	}
+	/* Everyone may use the cache; the kernel checks permissions against our modes. */
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	if (getuid() == 0)
+		fuse_opt_add_arg(&args, "-oallow_other");
+	fuse_opt_add_arg(&args, "-osubtype=mcfs");
+	fuse_opt_add_arg(&args, "-ofsname=mcfs");
+	node.se = fuse_session_new(&args, &mcfs_fs_ops, sizeof(mcfs_fs_ops), &node);
+	if (!node.se) {
+		ret = 2;
+		goto out_master;
+	}
+	if (fuse_set_signal_handlers(node.se)) {
+		ret = 1;
+		goto out_session;
+	}
+	if (fuse_session_mount(node.se, conf.mountpoint)) {
+		mcfs_err("cannot mount %s (does it exist, and is it not mounted already?)",
+			 conf.mountpoint);
+		ret = 1;
+		goto out_signals;
+	}
+	ret = mcfs_kio_install(node.se);
+	if (ret)
+		mcfs_warn("cannot watch FUSE_INIT (%s): shared mappings use the page cache",
+			  strerror(-ret));
+	mcfs_info("mounted %s (%s master, node %llu, %llu MiB segment)", conf.mountpoint,
+		  conf.master ? conf.master : "embedded", (unsigned long long)node.node_id,
+		  (unsigned long long)(conf.segment_size >> 20));
+	fuse_daemonize(conf.foreground);
+	ret = mcfs_lease_start(&node);
+	if (ret) {
+		mcfs_err("cannot start the lease thread: %s", strerror(-ret));
+		ret = 1;
+		goto out_unmount;
+	}
+	ret = fuse_session_loop(node.se) ? 1 : 0;
+	mcfs_lease_stop(&node);
+	leave_master(&node);
+	mcfs_info("unmounted %s", conf.mountpoint);
+out_unmount:
+	fuse_session_unmount(node.se);
+out_signals:
+	fuse_remove_signal_handlers(node.se);
+out_session:
+	fuse_session_destroy(node.se);
+	mcfs_fs_fini(&node);
+out_master:
+	mcfs_mc_close(node.mc);
+	mcfs_master_destroy(node.master);
+	mcfs_seg_close(node.seg);
+out_args:
+	fuse_opt_free_args(&args);
+	conf_free(&conf);
+	return ret;
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The node daemon's shared state: its master client, its segment, the open
+ * file handles whose leases it renews, and the FUSE operations table.
+ */
+#ifndef MCFS_NODE_H
+#define MCFS_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include "meta/client.h"
+#include "meta/master.h"
+#include "tiers/dram.h"
+
+struct mcfs_node_conf {
+	char *mountpoint;
+	char *master;	 /* HOST:PORT, or NULL for the embedded master */
+	char *listen;	 /* segment server address (served from the cluster issue on) */
+	char *node_name; /* default: host name */
+	char *transport;
+	char *ssd_dir;
+	char *config;
+	char *token_file;
+	char *segment_size_str;
+	char *ssd_size_str;
+	char *lease_ttl_str;
+	int replicas;
+	int foreground;
+	int debug;
+	int show_help;
+	int show_version;
+	uint64_t segment_size;
+	double attr_timeout;	       /* seconds the kernel may cache attributes and entries */
+	struct mcfs_master_conf mconf; /* for the embedded master */
+};
+
+struct mcfs_fh;
+struct mcfs_ino;
+
+struct mcfs_node {
+	struct mcfs_node_conf *conf;
+	struct mcfs_master *master; /* embedded master, or NULL */
+	struct mcfs_mc *mc;
+	struct mcfs_seg *seg;
+	uint64_t node_id;
+	struct fuse_session *se;
+
+	pthread_mutex_t lock;	 /* protects the lists and table below */
+	struct mcfs_fh *leased;	 /* handles holding a read lease, renewed by the lease thread */
+	struct mcfs_ino *inodes; /* uthash: per-inode state of this node, by ino */
+	pthread_t lease_thread;
+	bool stopping;
+	pthread_cond_t stop_cond;
+	uint64_t lease_ms; /* what the master grants; renewals run at a third of it */
+};
+
+extern const struct fuse_lowlevel_ops mcfs_fs_ops;
+
+/* Start/stop the thread that renews the leases of open files. */
+int mcfs_lease_start(struct mcfs_node *n);
+void mcfs_lease_stop(struct mcfs_node *n);
+
+/* Forget all per-inode and per-handle state (at unmount). */
+void mcfs_fs_fini(struct mcfs_node *n);
+
+#endif

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The segment allocator: hands out contiguous ranges of one node's segment.
+ * O(1) allocation and free with segregated free lists indexed by a two-level
+ * bitmap (TLSF / Mooncake's "offset allocator" family): sizes map to bins
+ * on a floating-point-like scale so that the few fixed sizes of KV blocks
+ * land in exact bins and freed blocks are reused without fragmentation.
+ * Neighbouring free ranges coalesce on free.
+ *
+ * The allocator manages numbers only (offsets within [0, size)); it never
+ * touches the segment's memory, so the master can run it for remote nodes.
+ * Not thread-safe: the owner serialises calls.
+ */
+#ifndef MCFS_ALLOC_H
+#define MCFS_ALLOC_H
+
+#include <stdint.h>
+
+/* Every range starts and ends on this boundary (sizes are rounded up). */
+#define MCFS_ALLOC_ALIGN 4096u
+
+struct mcfs_alloc;
+
+struct mcfs_alloc_stats {
+	uint64_t size;		 /* managed bytes (rounded down to MCFS_ALLOC_ALIGN) */
+	uint64_t used;		 /* bytes in live ranges */
+	uint64_t free;		 /* size - used */
+	uint64_t largest_free;	 /* the largest single free range */
+	uint32_t nr_allocs;	 /* live ranges */
+	uint32_t nr_free_ranges; /* free ranges (fragmentation) */
+};
+
+/* A live range: offset and length in bytes, and the handle that frees it. */
+struct mcfs_extent {
+	uint64_t offset;
+	uint64_t len;
+	uint32_t handle;
+};
+
+/*
+ * Create an allocator over size bytes that can hold up to max_allocs live
+ * ranges at once. 0, -EINVAL (size below MCFS_ALLOC_ALIGN, max_allocs 0),
+ * -ENOMEM.
+ */
+int mcfs_alloc_create(uint64_t size, uint32_t max_allocs, struct mcfs_alloc **out);
+void mcfs_alloc_destroy(struct mcfs_alloc *a);
+
+/*
+ * Allocate len bytes (len > 0, rounded up to MCFS_ALLOC_ALIGN) into *ext.
+ * 0, -EINVAL for len 0, -ENOSPC when no free range is large enough or no
+ * handle is left.
+ */
+int mcfs_alloc_get(struct mcfs_alloc *a, uint64_t len, struct mcfs_extent *ext);
+
+/* Free a range returned by mcfs_alloc_get(). An invalid handle is ignored. */
+void mcfs_alloc_put(struct mcfs_alloc *a, uint32_t handle);
+
+/*
+ * Resize a live range in place to new_len (> 0, rounded up): shrinking
+ * returns the tail to the free lists; growing succeeds only when the range
+ * right after it is free and large enough. The offset never changes.
+ * 0 with ext->len updated, -EAGAIN when it cannot grow in place, -EINVAL for
+ * a bad handle or new_len 0.
+ */
+int mcfs_alloc_resize(struct mcfs_alloc *a, struct mcfs_extent *ext, uint64_t new_len);
+
+void mcfs_alloc_stats(const struct mcfs_alloc *a, struct mcfs_alloc_stats *st);
+
+#endif

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The master client (see client.h). Over TCP a call writes one frame and
+ * reads frames until the one with its req_id arrives; in-process it hands
+ * the encoded frame straight to mcfs_master_handle(). Either way the bytes
+ * are the same, so the embedded master exercises the real codec.
+ */
+#include "meta/client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+struct mcfs_mc {
+	pthread_mutex_t lock; /* serialises calls; protects everything below */
+	int fd;		      /* -1 for the embedded master */
+	struct mcfs_master *master;
+	struct mcfs_master_sess *sess;
+	uint64_t next_id;
+	struct mcfs_buf out;
+};
+
+int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res, *ai;
+	struct mcfs_mc *mc;
+	char portstr[8];
+	int fd = -1, one = 1, ret;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	ret = getaddrinfo(host, portstr, &hints, &res);
+	if (ret) {
+		mcfs_err("cannot resolve master host %s: %s", host, gai_strerror(ret));
+		return -EHOSTUNREACH;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		ret = -errno;
+		mcfs_err("cannot connect to the master at %s:%u: %s", host, port, strerror(errno));
+		return ret ? ret : -ECONNREFUSED;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	mc = calloc(1, sizeof(*mc));
+	if (!mc) {
+		close(fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&mc->lock, NULL);
+	mc->fd = fd;
+	mc->next_id = 1;
+	*out = mc;
+	return 0;
+}
+
+int mcfs_mc_embedded(struct mcfs_master *m, struct mcfs_mc **out)
+{
+	struct mcfs_mc *mc = calloc(1, sizeof(*mc));
+	int ret;
+
+	if (!mc)
+		return -ENOMEM;
+	ret = mcfs_master_sess_open(m, &mc->sess);
+	if (ret) {
+		free(mc);
+		return ret;
+	}
+	pthread_mutex_init(&mc->lock, NULL);
+	mc->fd = -1;
+	mc->master = m;
+	mc->next_id = 1;
+	*out = mc;
+	return 0;
+}
+
+void mcfs_mc_close(struct mcfs_mc *mc)
+{
+	if (!mc)
+		return;
+	if (mc->sess)
+		mcfs_master_sess_close(mc->master, mc->sess);
+	if (mc->fd >= 0)
+		close(mc->fd);
+	mcfs_buf_fini(&mc->out);
+	pthread_mutex_destroy(&mc->lock);
+	free(mc);
+}
+
+void mcfs_mc_tick(struct mcfs_mc *mc)
+{
+	if (!mc->master)
+		return;
+	pthread_mutex_lock(&mc->lock);
+	mcfs_master_tick(mc->master, mcfs_now_ms());
+	pthread_mutex_unlock(&mc->lock);
+}
+
+static int send_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int recv_all(int fd, uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read frames into rbuf until the response to req_id; the frame is left at rbuf->data. */
+static int recv_response_locked(struct mcfs_mc *mc, uint64_t req_id, struct mcfs_buf *rbuf)
+{
+	struct mcfs_frame_hdr h;
+	int ret;
+
+	for (;;) {
+		rbuf->len = 0;
+		ret = mcfs_buf_reserve(rbuf, MCFS_FRAME_HDR);
+		if (ret)
+			return ret;
+		ret = recv_all(mc->fd, rbuf->data, MCFS_FRAME_HDR);
+		if (ret)
+			return ret;
+		ret = mcfs_frame_parse(rbuf->data, MCFS_FRAME_HDR, &h);
+		if (ret)
+			return ret;
+		ret = mcfs_buf_reserve(rbuf, MCFS_FRAME_HDR + (size_t)h.len);
+		if (ret)
+			return ret;
+		ret = recv_all(mc->fd, rbuf->data + MCFS_FRAME_HDR, h.len);
+		if (ret)
+			return ret;
+		rbuf->len = MCFS_FRAME_HDR + h.len;
+		if (h.req_id == req_id && (h.flags & MCFS_FRAME_RESP))
+			return 0;
+		mcfs_warn("master sent a response to unknown request %llu; ignored",
+			  (unsigned long long)h.req_id);
+	}
+}
+
+int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
+		 struct mcfs_buf *rbuf)
+{
+	int ret;
+
+	pthread_mutex_lock(&mc->lock);
+	req->req_id = mc->next_id++;
+	req->resp = false;
+	mc->out.len = 0;
+	ret = mcfs_msg_encode(req, &mc->out);
+	if (ret)
+		goto out_unlock;
+	if (mc->fd < 0) {
+		rbuf->len = 0;
+		ret = mcfs_master_handle(mc->master, mc->sess, mc->out.data, mc->out.len, rbuf);
+	} else {
+		ret = send_all(mc->fd, mc->out.data, mc->out.len);
+		if (!ret)
+			ret = recv_response_locked(mc, req->req_id, rbuf);
+	}
+	if (ret) {
+		mcfs_err("%s to the master failed: %s", mcfs_msg_name(req->type), strerror(-ret));
+		ret = -EIO;
+		goto out_unlock;
+	}
+	ret = mcfs_msg_decode_frame(rbuf->data, rbuf->len, resp);
+	if (ret || !resp->resp || resp->type != req->type) {
+		mcfs_err("the master answered %s with a malformed response",
+			 mcfs_msg_name(req->type));
+		ret = -EIO;
+		goto out_unlock;
+	}
+	ret = resp->status;
+out_unlock:
+	pthread_mutex_unlock(&mc->lock);
+	return ret;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The master client: how a node daemon (or a tool) talks to the master,
+ * over TCP to an mcfs-master or in-process to an embedded one. Both paths
+ * encode and decode the same frames.
+ *
+ * Thread-safe: calls from several threads are serialised on one connection.
+ */
+#ifndef MCFS_CLIENT_H
+#define MCFS_CLIENT_H
+
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "meta/master.h"
+#include "meta/proto.h"
+
+struct mcfs_mc;
+
+/* Connect to an mcfs-master at host:port. 0 or a negative errno. */
+int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out);
+/* A client for an in-process master; m stays owned by the caller. */
+int mcfs_mc_embedded(struct mcfs_master *m, struct mcfs_mc **out);
+void mcfs_mc_close(struct mcfs_mc *mc);
+
+/*
+ * Run the embedded master's timed work (mcfs_master_tick) under the client's
+ * lock; a no-op for a remote master, which runs its own. Call every few
+ * hundred ms.
+ */
+void mcfs_mc_tick(struct mcfs_mc *mc);
+
+/*
+ * One round trip: req (type and fields set; req_id is assigned here) is sent
+ * and its response decoded into *resp, whose blobs point into rbuf (owned by
+ * the caller, reused across calls; valid until rbuf is reused or freed).
+ * Returns resp->status (0 or a negative errno from the master), or -EIO when
+ * the master could not be reached or answered garbage.
+ */
+int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
+		 struct mcfs_buf *rbuf);
+
+#endif

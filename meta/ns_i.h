@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The master's namespace: inodes, their names in directories, the order a
+ * directory lists them in, and the user.* attributes stored with them. It
+ * knows nothing of nodes, segments or the wire; meta/master.c applies the
+ * protocol's rules on top.
+ *
+ * Every inode but the root has exactly one name (no hard links), so an
+ * inode is its own directory entry: three pointer tables (meta/ptab_i.h)
+ * find it by inode number, by (parent, name), and by readdir cookie.
+ *
+ * Readdir cookies: inode numbers and cookies come from one 64-bit counter
+ * that never goes back. A new inode gets cookie == ino; an inode that moves
+ * (rename) gets a fresh cookie and is appended to its new directory. So
+ * every directory lists its entries in increasing cookie order, resuming
+ * after a cookie is one hash lookup (by inode number, or in the cookie table
+ * that holds only moved inodes), and when the cookie's entry is gone the
+ * first larger cookie is where the listing goes on.
+ *
+ * Not thread-safe; the master serialises all calls.
+ */
+#ifndef MCFS_NS_I_H
+#define MCFS_NS_I_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "meta/alloc.h"
+#include "meta/ptab_i.h"
+
+/*
+ * One replica of an object: a range of one node's segment, in allocator
+ * pages (MCFS_ALLOC_ALIGN bytes; the allocator counts in 32-bit pages too).
+ */
+struct mcfs_rep {
+	uint32_t node_id;
+	uint32_t seg_id;
+	uint32_t page;	 /* offset / MCFS_ALLOC_ALIGN */
+	uint32_t pages;	 /* length reserved; 0 for an empty object, which holds no range */
+	uint32_t handle; /* the allocator's, when pages > 0 */
+	uint8_t tier;	 /* MCFS_TIER_* */
+	uint8_t state;	 /* MCFS_REP_* */
+};
+
+static inline uint64_t mcfs_rep_offset(const struct mcfs_rep *r)
+{
+	return (uint64_t)r->page * MCFS_ALLOC_ALIGN;
+}
+
+static inline uint64_t mcfs_rep_len(const struct mcfs_rep *r)
+{
+	return (uint64_t)r->pages * MCFS_ALLOC_ALIGN;
+}
+
+/* A published version of a file. version 0: nothing published yet. */
+struct mcfs_obj {
+	uint64_t version;
+	uint64_t size;
+	uint64_t lease_ms; /* read lease deadline, monotonic ms; 0 when never leased */
+	uint32_t crc;
+	uint8_t nrep;
+	struct mcfs_rep rep; /* one replica until replication lands */
+};
+
+/* inode flags */
+#define MCFS_I_PENDING	0x1 /* created, not yet published */
+#define MCFS_I_SOFT_PIN 0x2
+#define MCFS_I_HARD_PIN 0x4
+
+struct mcfs_xattr {
+	char *name;	/* owned, NUL-terminated */
+	uint8_t *value; /* owned, vlen bytes (NULL when 0) */
+	uint32_t vlen;
+	uint32_t nlen;
+};
+
+/* The user.* attributes of one inode. */
+struct mcfs_xattrs {
+	struct mcfs_xattr *v; /* owned, n used of cap */
+	uint32_t n, cap;
+	uint32_t bytes; /* sum of name and value lengths */
+};
+
+/*
+ * An inode and its name. The name is stored after the inode in the same
+ * allocation (iname, room for namecap bytes) unless a rename gave it a
+ * longer one, which then has an allocation of its own.
+ */
+struct mcfs_inode {
+	uint64_t ino;
+	uint64_t seq;			/* readdir cookie within the parent */
+	struct mcfs_inode *parent;	/* NULL for the root */
+	struct mcfs_inode *prev, *next; /* siblings, in cookie order */
+	char *name;			/* NUL-terminated, namelen bytes: iname, or owned */
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t mode, uid, gid;
+	uint8_t namelen; /* 1..255 (0 for the root) */
+	uint8_t namecap; /* bytes iname can hold, NUL not counted */
+	uint8_t flags;	 /* MCFS_I_* */
+	uint8_t replica_num;
+	struct mcfs_xattrs *xattrs; /* owned; NULL when none */
+	union {
+		struct {
+			struct mcfs_inode *head, *tail; /* children */
+			uint32_t nsubdirs;
+		} dir;
+		struct {
+			struct mcfs_obj obj;
+			uint64_t pin_ms;  /* soft pin deadline, monotonic ms; 0 when none */
+			uint32_t creator; /* node that created it while pending */
+		} file;
+		struct {
+			char *target; /* owned, NUL-terminated */
+			uint32_t len;
+		} lnk;
+	} u;
+	char iname[];
+};
+
+struct mcfs_ns {
+	struct mcfs_ptab by_ino;
+	struct mcfs_ptab by_name; /* (parent, name) */
+	struct mcfs_ptab by_seq;  /* moved inodes only (seq != ino) */
+	uint64_t last_id;	  /* last inode number or cookie handed out */
+	uint64_t ninodes;
+	struct mcfs_inode *root;
+};
+
+/* The root gets MCFS_ROOT_INO, mode S_IFDIR | 0755, uid/gid 0, times now_ns. 0 or -ENOMEM. */
+int mcfs_ns_init(struct mcfs_ns *ns, int64_t now_ns);
+/* Frees every inode (names, targets, xattrs). */
+void mcfs_ns_fini(struct mcfs_ns *ns);
+
+/* The inode numbered ino, or NULL. */
+struct mcfs_inode *mcfs_ns_get(const struct mcfs_ns *ns, uint64_t ino);
+/* The entry name[0..len) of dir, or NULL. */
+struct mcfs_inode *mcfs_ns_lookup(const struct mcfs_ns *ns, const struct mcfs_inode *dir,
+				  const char *name, size_t len);
+
+/*
+ * Create an inode of the given mode (S_IFREG, S_IFDIR or S_IFLNK with
+ * permissions) named name[0..len) in dir, which must not hold that name.
+ * Times are now_ns; dir's mtime and ctime too. A symlink's target is
+ * target[0..tlen), copied. flags, replica_num and the file fields are left
+ * zero for the caller. 0 or -ENOMEM (nothing changed).
+ */
+int mcfs_ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name, size_t len,
+		   uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
+		   int64_t now_ns, struct mcfs_inode **out);
+
+/*
+ * Remove inode from its directory and the tables and free it (an empty
+ * directory, a file, a symlink; never the root). dir's mtime and ctime
+ * become now_ns. The caller has dealt with a file's object.
+ */
+void mcfs_ns_delete(struct mcfs_ns *ns, struct mcfs_inode *in, int64_t now_ns);
+
+/*
+ * Move inode to newdir under name[0..len) with a fresh cookie, at the end
+ * of newdir's listing. When newdir already holds that name, replace(arg,
+ * old) is called once nothing can fail any more, and must take old out
+ * (mcfs_ns_delete); old is never in itself, nor one of the two directories.
+ * Both directories get mtime = ctime = now_ns, the inode ctime = now_ns.
+ * 0 or -ENOMEM (nothing changed).
+ */
+int mcfs_ns_move(struct mcfs_ns *ns, struct mcfs_inode *in, struct mcfs_inode *newdir,
+		 const char *name, size_t len, int64_t now_ns,
+		 void (*replace)(void *arg, struct mcfs_inode *old), void *arg);
+
+/*
+ * Swap the names (and directories) of a and b, both linked and distinct.
+ * Each gets a fresh cookie. 0 or -ENOMEM (nothing changed).
+ */
+int mcfs_ns_exchange(struct mcfs_ns *ns, struct mcfs_inode *a, struct mcfs_inode *b,
+		     int64_t now_ns);
+
+/* Is in dir itself or below it? */
+bool mcfs_ns_is_within(const struct mcfs_inode *in, const struct mcfs_inode *dir);
+
+/*
+ * Where a listing of dir goes on after cookie (0: from the start): the
+ * first entry whose cookie is larger, or NULL at the end. O(1) unless the
+ * cookie's entry has left dir since.
+ */
+struct mcfs_inode *mcfs_ns_resume(const struct mcfs_ns *ns, const struct mcfs_inode *dir,
+				  uint64_t cookie);
+
+/*
+ * The next inode of a walk over everything below top (not top itself), in
+ * depth-first order: start with in = NULL; NULL at the end.
+ */
+struct mcfs_inode *mcfs_ns_walk_next(const struct mcfs_inode *top, struct mcfs_inode *in);
+
+static inline uint32_t mcfs_ns_nlink(const struct mcfs_inode *in)
+{
+	return S_ISDIR(in->mode) ? 2 + in->u.dir.nsubdirs : 1;
+}
+
+/*
+ * Stored user.* attributes. Names are whole ("user.x"), checked by the
+ * caller. set: -EEXIST/-ENODATA per flags (MCFS_XATTR_CREATE/REPLACE),
+ * -ENOSPC when names and values together would pass max_bytes, -ENOMEM.
+ */
+const struct mcfs_xattr *mcfs_ns_xattr_get(const struct mcfs_inode *in, const char *name,
+					   size_t nlen);
+int mcfs_ns_xattr_set(struct mcfs_inode *in, const char *name, size_t nlen, const void *value,
+		      size_t vlen, uint32_t flags, size_t max_bytes);
+/* 0 or -ENODATA. */
+int mcfs_ns_xattr_remove(struct mcfs_inode *in, const char *name, size_t nlen);
+
+#endif

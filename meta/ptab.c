@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The master's compact pointer hash table (see ptab_i.h). Linear probing
+ * keeps a lookup to one or two cache lines of slots plus the elements it
+ * compares; backward-shift deletion keeps probe sequences short without
+ * tombstones. The table never shrinks: the namespace it indexes grows back.
+ */
+#include "meta/ptab_i.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define MIN_SLOTS 16u
+
+/* Grow past 70% full: linear probing degrades quickly above that. */
+static bool over_load(size_t count, size_t nslots)
+{
+	return count * 10 > nslots * 7;
+}
+
+void mcfs_ptab_init(struct mcfs_ptab *t, uint64_t (*hash)(const void *elem))
+{
+	t->slots = NULL;
+	t->mask = 0;
+	t->count = 0;
+	t->hash = hash;
+}
+
+void mcfs_ptab_fini(struct mcfs_ptab *t)
+{
+	free(t->slots);
+	t->slots = NULL;
+	t->mask = 0;
+	t->count = 0;
+}
+
+static void place(void **slots, size_t mask, void *elem, uint64_t h)
+{
+	size_t i = (size_t)h & mask;
+
+	while (slots[i])
+		i = (i + 1) & mask;
+	slots[i] = elem;
+}
+
+static int resize(struct mcfs_ptab *t, size_t nslots)
+{
+	void **slots = calloc(nslots, sizeof(*slots));
+	size_t i;
+
+	if (!slots)
+		return -ENOMEM;
+	if (t->slots) {
+		for (i = 0; i <= t->mask; i++) {
+			if (t->slots[i])
+				place(slots, nslots - 1, t->slots[i], t->hash(t->slots[i]));
+		}
+		free(t->slots);
+	}
+	t->slots = slots;
+	t->mask = nslots - 1;
+	return 0;
+}
+
+int mcfs_ptab_reserve(struct mcfs_ptab *t, size_t n)
+{
+	size_t nslots = t->slots ? t->mask + 1 : 0;
+	size_t want = nslots ? nslots : MIN_SLOTS;
+
+	while (over_load(t->count + n, want))
+		want *= 2;
+	if (want == nslots)
+		return 0;
+	return resize(t, want);
+}
+
+int mcfs_ptab_insert(struct mcfs_ptab *t, void *elem)
+{
+	int ret = mcfs_ptab_reserve(t, 1);
+
+	if (ret)
+		return ret;
+	place(t->slots, t->mask, elem, t->hash(elem));
+	t->count++;
+	return 0;
+}
+
+/* Is home slot k outside the cyclic range (hole, j]? Then the element at j may fill the hole. */
+static bool may_fill(size_t hole, size_t j, size_t k)
+{
+	if (hole <= j)
+		return k <= hole || k > j;
+	return k <= hole && k > j;
+}
+
+void mcfs_ptab_remove(struct mcfs_ptab *t, const void *elem)
+{
+	size_t i, j;
+
+	if (!t->slots)
+		return;
+	for (i = (size_t)t->hash(elem) & t->mask; t->slots[i] != elem; i = (i + 1) & t->mask) {
+		if (!t->slots[i])
+			return;
+	}
+	for (j = (i + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
+		size_t k = (size_t)t->hash(t->slots[j]) & t->mask;
+
+		if (may_fill(i, j, k)) {
+			t->slots[i] = t->slots[j];
+			i = j;
+		}
+	}
+	t->slots[i] = NULL;
+	t->count--;
+}
+
+void *mcfs_ptab_next(const struct mcfs_ptab *t, size_t *pos)
+{
+	if (!t->slots)
+		return NULL;
+	while (*pos <= t->mask) {
+		void *e = t->slots[(*pos)++];
+
+		if (e)
+			return e;
+	}
+	return NULL;
+}

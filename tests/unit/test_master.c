@@ -1,0 +1,2144 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Unit tests of the master core (meta/master.c, meta/master_xattr.c),
+ * driven the way the daemon and the server drive it: request frames built
+ * with mcfs_msg_encode() go through mcfs_master_handle(), responses are
+ * decoded with mcfs_msg_decode_frame(). Leases and pins run on a fake clock
+ * (mcfs_master_set_clock); mcfs_master_tick() gets explicit times.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "meta/master_i.h"
+#include "meta/proto.h"
+
+#define SEG   (1u << 20) /* 1 MiB segments: 256 ranges of 4 KiB */
+#define NRBUF 8
+
+static struct mcfs_master *m;
+static uint64_t now_ms = 1000000;
+static struct mcfs_buf reqb, rbuf[NRBUF];
+static unsigned rnext;
+static struct mcfs_master_sess *sessions[16]; /* closed by teardown() */
+static unsigned nsessions;
+static uint64_t last_id;
+
+static uint64_t fake_clock(void *arg)
+{
+	(void)arg;
+	return now_ms;
+}
+
+static void setup_conf(const struct mcfs_master_conf *c)
+{
+	mcfs_log_set_level(LOG_WARNING);
+	cr_assert_eq(mcfs_master_create(c, &m), 0);
+	mcfs_master_set_clock(m, fake_clock, NULL);
+	mcfs_buf_init(&reqb);
+	for (int i = 0; i < NRBUF; i++)
+		mcfs_buf_init(&rbuf[i]);
+}
+
+static void setup(void)
+{
+	setup_conf(NULL);
+}
+
+static void teardown(void)
+{
+	for (unsigned i = 0; i < nsessions; i++)
+		mcfs_master_sess_close(m, sessions[i]);
+	nsessions = 0;
+	mcfs_master_destroy(m);
+	mcfs_buf_fini(&reqb);
+	for (int i = 0; i < NRBUF; i++)
+		mcfs_buf_fini(&rbuf[i]);
+}
+
+static struct mcfs_master_sess *sess(void)
+{
+	struct mcfs_master_sess *s;
+
+	cr_assert_eq(mcfs_master_sess_open(m, &s), 0);
+	cr_assert_lt(nsessions, sizeof(sessions) / sizeof(sessions[0]));
+	sessions[nsessions++] = s;
+	return s;
+}
+
+/* Handle raw bytes; the response (if any) is decoded into resp. Returns handle()'s result. */
+static int handle_raw(struct mcfs_master_sess *s, const uint8_t *p, size_t len,
+		      struct mcfs_msg *resp)
+{
+	struct mcfs_buf *out = &rbuf[rnext++ % NRBUF];
+	int ret;
+
+	out->len = 0;
+	ret = mcfs_master_handle(m, s, p, len, out);
+	if (ret) {
+		cr_assert_eq(out->len, 0, "a failed handle() appended a response");
+		return ret;
+	}
+	cr_assert_eq(mcfs_msg_decode_frame(out->data, out->len, resp), 0);
+	return 0;
+}
+
+/* One request; returns the response status. resp's blobs stay valid for NRBUF calls. */
+static int call(struct mcfs_master_sess *s, struct mcfs_msg *req, struct mcfs_msg *resp)
+{
+	req->req_id = ++last_id;
+	req->resp = false;
+	reqb.len = 0;
+	cr_assert_eq(mcfs_msg_encode(req, &reqb), 0);
+	cr_assert_eq(handle_raw(s, reqb.data, reqb.len, resp), 0);
+	cr_assert(resp->resp);
+	cr_assert_eq(resp->type, req->type);
+	cr_assert_eq(resp->req_id, req->req_id);
+	cr_assert_eq(resp->epoch, 1);
+	return resp->status;
+}
+
+static struct mcfs_blob S(const char *s) {
+	struct mcfs_blob b = {(const uint8_t *)s, (uint32_t)strlen(s)};
+	return b;
+}
+
+static struct mcfs_msg
+M(uint16_t type) {
+	struct mcfs_msg q;
+
+	memset(&q, 0, sizeof(q));
+	q.type = type;
+	return q;
+}
+
+static int
+hello_ex(struct mcfs_master_sess *s, const char *name, const char *addr, uint64_t size,
+	 uint64_t *node_id)
+{
+	struct mcfs_msg q = M(MCFS_MSG_HELLO), r;
+	int ret;
+
+	q.proto = MCFS_PROTO_VERSION;
+	q.name = S(name);
+	q.name2 = S(addr);
+	q.size = size;
+	ret = call(s, &q, &r);
+	if (!ret) {
+		cr_assert_eq(r.proto, MCFS_PROTO_VERSION);
+		if (node_id)
+			*node_id = r.node_id;
+	}
+	return ret;
+}
+
+/* A session bound to a new node with a SEG-byte segment. */
+static struct mcfs_master_sess *node(const char *name, const char *addr)
+{
+	struct mcfs_master_sess *s = sess();
+
+	cr_assert_eq(hello_ex(s, name, addr, SEG, NULL), 0);
+	return s;
+}
+
+static int lookup(struct mcfs_master_sess *s, uint64_t dir, const char *name, struct mcfs_attr *a)
+{
+	struct mcfs_msg q = M(MCFS_MSG_LOOKUP), r;
+	int ret;
+
+	q.ino = dir;
+	q.name = S(name);
+	ret = call(s, &q, &r);
+	if (!ret && a)
+		*a = r.attr;
+	return ret;
+}
+
+static int getattr(struct mcfs_master_sess *s, uint64_t ino, struct mcfs_attr *a)
+{
+	struct mcfs_msg q = M(MCFS_MSG_GETATTR), r;
+	int ret;
+
+	q.ino = ino;
+	ret = call(s, &q, &r);
+	if (!ret && a)
+		*a = r.attr;
+	return ret;
+}
+
+static struct mcfs_attr attr_of(struct mcfs_master_sess *s, uint64_t ino)
+{
+	struct mcfs_attr a;
+
+	cr_assert_eq(getattr(s, ino, &a), 0, "getattr %llu", (unsigned long long)ino);
+	return a;
+}
+
+static int mkdir_ex(struct mcfs_master_sess *s, uint64_t dir, const char *name, uint64_t *ino)
+{
+	struct mcfs_msg q = M(MCFS_MSG_MKDIR), r;
+	int ret;
+
+	q.ino = dir;
+	q.name = S(name);
+	q.mode = 0750;
+	q.uid = 1000;
+	q.gid = 100;
+	ret = call(s, &q, &r);
+	if (!ret) {
+		cr_assert_eq(r.attr.mode, S_IFDIR | 0750);
+		cr_assert_eq(r.attr.uid, 1000);
+		cr_assert_eq(r.attr.nlink, 2);
+		if (ino)
+			*ino = r.attr.ino;
+	}
+	return ret;
+}
+
+static uint64_t mkd(struct mcfs_master_sess *s, uint64_t dir, const char *name)
+{
+	uint64_t ino;
+
+	cr_assert_eq(mkdir_ex(s, dir, name, &ino), 0, "mkdir %s", name);
+	return ino;
+}
+
+static int create_ex(struct mcfs_master_sess *s, uint64_t dir, const char *name, uint32_t flags,
+		     struct mcfs_attr *a)
+{
+	struct mcfs_msg q = M(MCFS_MSG_CREATE), r;
+	int ret;
+
+	q.ino = dir;
+	q.name = S(name);
+	q.mode = 0644;
+	q.uid = 7;
+	q.gid = 8;
+	q.flags = flags;
+	ret = call(s, &q, &r);
+	if (!ret && a)
+		*a = r.attr;
+	return ret;
+}
+
+static uint64_t creat(struct mcfs_master_sess *s, uint64_t dir, const char *name)
+{
+	struct mcfs_attr a;
+
+	cr_assert_eq(create_ex(s, dir, name, MCFS_CREATE_EXCL, &a), 0, "create %s", name);
+	cr_assert_eq(a.mode, S_IFREG | 0644);
+	cr_assert_eq(a.flags, MCFS_ATTR_PENDING);
+	cr_assert_eq(a.version, 0);
+	cr_assert_eq(a.size, 0);
+	return a.ino;
+}
+
+static int put_start(struct mcfs_master_sess *s, uint64_t ino, uint64_t cap, struct mcfs_msg *r)
+{
+	struct mcfs_msg q = M(MCFS_MSG_PUT_START);
+
+	q.ino = ino;
+	q.size = cap;
+	return call(s, &q, r);
+}
+
+static int put_grow(struct mcfs_master_sess *s, uint64_t put_id, uint64_t cap, struct mcfs_msg *r)
+{
+	struct mcfs_msg q = M(MCFS_MSG_PUT_GROW);
+
+	q.put_id = put_id;
+	q.size = cap;
+	return call(s, &q, r);
+}
+
+static int put_end(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
+		   struct mcfs_attr *a)
+{
+	struct mcfs_msg q = M(MCFS_MSG_PUT_END), r;
+	int ret;
+
+	q.put_id = put_id;
+	q.size = size;
+	q.crc = crc;
+	ret = call(s, &q, &r);
+	if (!ret && a)
+		*a = r.attr;
+	return ret;
+}
+
+static int put_revoke(struct mcfs_master_sess *s, uint64_t put_id)
+{
+	struct mcfs_msg q = M(MCFS_MSG_PUT_REVOKE), r;
+
+	q.put_id = put_id;
+	return call(s, &q, &r);
+}
+
+/* Publish size bytes into ino; returns the new attr. */
+static struct mcfs_attr publish(struct mcfs_master_sess *s, uint64_t ino, uint64_t size,
+				uint32_t crc)
+{
+	struct mcfs_msg r;
+	struct mcfs_attr a;
+
+	cr_assert_eq(put_start(s, ino, size, &r), 0);
+	cr_assert_eq(put_end(s, r.put_id, size, crc, &a), 0);
+	cr_assert_eq(a.flags, 0);
+	cr_assert_eq(a.size, size);
+	return a;
+}
+
+static int get(struct mcfs_master_sess *s, uint64_t ino, struct mcfs_msg *r)
+{
+	struct mcfs_msg q = M(MCFS_MSG_GET);
+
+	q.ino = ino;
+	return call(s, &q, r);
+}
+
+static int lease(struct mcfs_master_sess *s, uint64_t ino, uint64_t version)
+{
+	struct mcfs_msg q = M(MCFS_MSG_LEASE), r;
+	int ret;
+
+	q.ino = ino;
+	q.version = version;
+	ret = call(s, &q, &r);
+	if (!ret)
+		cr_assert_eq(r.lease_ms, 10000);
+	return ret;
+}
+
+static int unlink_ex(struct mcfs_master_sess *s, uint64_t dir, const char *name)
+{
+	struct mcfs_msg q = M(MCFS_MSG_UNLINK), r;
+
+	q.ino = dir;
+	q.name = S(name);
+	return call(s, &q, &r);
+}
+
+static int rmdir_ex(struct mcfs_master_sess *s, uint64_t dir, const char *name)
+{
+	struct mcfs_msg q = M(MCFS_MSG_RMDIR), r;
+
+	q.ino = dir;
+	q.name = S(name);
+	return call(s, &q, &r);
+}
+
+static int rename_ex(struct mcfs_master_sess *s, uint64_t dir, const char *name, uint64_t newdir,
+		     const char *newname, uint32_t flags)
+{
+	struct mcfs_msg q = M(MCFS_MSG_RENAME), r;
+
+	q.ino = dir;
+	q.name = S(name);
+	q.ino2 = newdir;
+	q.name2 = S(newname);
+	q.flags = flags;
+	return call(s, &q, &r);
+}
+
+static void statfs(struct mcfs_master_sess *s, uint64_t *total, uint64_t *free_, uint32_t *count)
+{
+	struct mcfs_msg q = M(MCFS_MSG_STATFS), r;
+
+	cr_assert_eq(call(s, &q, &r), 0);
+	if (total)
+		*total = r.total;
+	if (free_)
+		*free_ = r.free;
+	if (count)
+		*count = r.count;
+}
+
+static uint64_t pool_free(struct mcfs_master_sess *s)
+{
+	uint64_t f;
+
+	statfs(s, NULL, &f, NULL);
+	return f;
+}
+
+static int xset_ex(struct mcfs_master_sess *s, uint64_t ino, const char *name, const void *v,
+		   size_t len, uint32_t flags)
+{
+	struct mcfs_msg q = M(MCFS_MSG_SETXATTR), r;
+
+	q.ino = ino;
+	q.name = S(name);
+	q.value.p = v;
+	q.value.len = (uint32_t)len;
+	q.flags = flags;
+	return call(s, &q, &r);
+}
+
+static int xset(struct mcfs_master_sess *s, uint64_t ino, const char *name, const char *v)
+{
+	return xset_ex(s, ino, name, v, strlen(v), 0);
+}
+
+/* getxattr into out (NUL-terminated; out has room for 4096 bytes). */
+static int xget(struct mcfs_master_sess *s, uint64_t ino, const char *name, char *out)
+{
+	struct mcfs_msg q = M(MCFS_MSG_GETXATTR), r;
+	int ret;
+
+	q.ino = ino;
+	q.name = S(name);
+	ret = call(s, &q, &r);
+	if (!ret && out) {
+		cr_assert_lt(r.value.len, 4096);
+		memcpy(out, r.value.p, r.value.len);
+		out[r.value.len] = '\0';
+	}
+	return ret;
+}
+
+static void xget_is(struct mcfs_master_sess *s, uint64_t ino, const char *name, const char *want)
+{
+	char v[4096];
+
+	cr_assert_eq(xget(s, ino, name, v), 0, "getxattr %s", name);
+	cr_assert_str_eq(v, want, "getxattr %s", name);
+}
+
+static int xremove(struct mcfs_master_sess *s, uint64_t ino, const char *name)
+{
+	struct mcfs_msg q = M(MCFS_MSG_REMOVEXATTR), r;
+
+	q.ino = ino;
+	q.name = S(name);
+	return call(s, &q, &r);
+}
+
+/* listxattr as one string with NULs turned into ','. */
+static void xlist(struct mcfs_master_sess *s, uint64_t ino, char *out)
+{
+	struct mcfs_msg q = M(MCFS_MSG_LISTXATTR), r;
+
+	q.ino = ino;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_lt(r.value.len, 4096);
+	for (uint32_t i = 0; i < r.value.len; i++)
+		out[i] = r.value.p[i] ? (char)r.value.p[i] : ',';
+	out[r.value.len] = '\0';
+}
+
+TestSuite(master, .init = setup, .fini = teardown);
+
+/* Sessions and nodes */
+
+Test(master, root_is_a_directory)
+{
+	struct mcfs_master_sess *s = sess();
+	struct mcfs_attr a = attr_of(s, MCFS_ROOT_INO);
+
+	cr_assert_eq(a.ino, MCFS_ROOT_INO);
+	cr_assert_eq(a.mode, S_IFDIR | 0755);
+	cr_assert_eq(a.uid, 0);
+	cr_assert_eq(a.gid, 0);
+	cr_assert_eq(a.nlink, 2);
+	cr_assert_gt(a.mtime_ns, 0);
+	xget_is(s, MCFS_ROOT_INO, "user.mcfs.replica_num", "1");
+}
+
+Test(master, hello_registers_nodes)
+{
+	struct mcfs_master_sess *a = sess(), *b = sess(), *c = sess();
+	uint64_t ida = 0, idb = 0, total, free_;
+	uint32_t count;
+
+	cr_assert_eq(hello_ex(a, "node-a", "127.0.0.1:7422", SEG, &ida), 0);
+	cr_assert_eq(hello_ex(b, "node-b", "", 2 * SEG, &idb), 0);
+	cr_assert_eq(ida, 1);
+	cr_assert_eq(idb, 2);
+	/* One registration per session. */
+	cr_assert_eq(hello_ex(a, "again", "", SEG, NULL), -EISCONN);
+	/* No segment: a client-only node. */
+	cr_assert_eq(hello_ex(c, "tool", "", 0, NULL), 0);
+	statfs(a, &total, &free_, &count);
+	cr_assert_eq(total, 3 * SEG);
+	cr_assert_eq(free_, 3 * SEG);
+	cr_assert_eq(count, 1);
+}
+
+Test(master, hello_rejects)
+{
+	struct mcfs_master_sess *s = sess();
+	struct mcfs_msg q = M(MCFS_MSG_HELLO), r;
+
+	q.proto = MCFS_PROTO_VERSION + 1;
+	q.name = S("n");
+	cr_assert_eq(call(s, &q, &r), -EPROTONOSUPPORT);
+	cr_assert_eq(hello_ex(s, "", "", SEG, NULL), -EINVAL);
+	cr_assert_eq(hello_ex(s, "tiny", "", 100, NULL), -EINVAL);
+	q.proto = MCFS_PROTO_VERSION;
+	q.name.p = (const uint8_t *)"a\0b";
+	q.name.len = 3;
+	cr_assert_eq(call(s, &q, &r), -EINVAL);
+	/* Still unbound: writes are refused. */
+	cr_assert_eq(mkdir_ex(s, MCFS_ROOT_INO, "d", NULL), -EPERM);
+	cr_assert_eq(hello_ex(s, "ok", "", SEG, NULL), 0);
+}
+
+Test(master, writes_need_hello_reads_do_not)
+{
+	struct mcfs_master_sess *n = node("node-a", "h:1"), *tool = sess();
+	uint64_t d = mkd(n, MCFS_ROOT_INO, "d"), f = creat(n, d, "f");
+	struct mcfs_msg q = M(MCFS_MSG_READDIR), r;
+
+	publish(n, f, 100, 1);
+	cr_assert_eq(mkdir_ex(tool, MCFS_ROOT_INO, "x", NULL), -EPERM);
+	cr_assert_eq(create_ex(tool, d, "g", 0, NULL), -EPERM);
+	cr_assert_eq(unlink_ex(tool, d, "f"), -EPERM);
+	cr_assert_eq(put_start(tool, f, 10, &r), -EPERM);
+	cr_assert_eq(xset(tool, f, "user.a", "b"), -EPERM);
+	q = M(MCFS_MSG_HEARTBEAT);
+	q.node_id = 1;
+	cr_assert_eq(call(tool, &q, &r), -EPERM);
+
+	cr_assert_eq(lookup(tool, d, "f", NULL), 0);
+	cr_assert_eq(getattr(tool, f, NULL), 0);
+	xget_is(tool, f, "user.mcfs.tier", "dram");
+	cr_assert_eq(get(tool, f, &r), 0);
+	cr_assert_eq(r.nrep, 1);
+	q = M(MCFS_MSG_READDIR);
+	q.ino = d;
+	cr_assert_eq(call(tool, &q, &r), 0);
+	cr_assert_eq(r.count, 1);
+	statfs(tool, NULL, NULL, NULL);
+}
+
+Test(master, heartbeat_and_bye)
+{
+	struct mcfs_master_sess *a = node("node-a", "a:1"), *b = node("node-b", "b:1");
+	struct mcfs_msg q = M(MCFS_MSG_HEARTBEAT), r;
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d");
+	uint64_t fa = creat(a, d, "fa"), fb = creat(b, d, "fb"), pend = creat(a, d, "pending");
+	uint64_t total;
+	uint32_t count;
+	char v[4096];
+
+	publish(a, fa, 5000, 1);
+	publish(b, fb, 5000, 2);
+	q.node_id = 1;
+	cr_assert_eq(call(a, &q, &r), 0);
+	q.node_id = 99;
+	cr_assert_eq(call(a, &q, &r), -ENOENT);
+
+	/* A node unregisters only itself. */
+	q = M(MCFS_MSG_BYE);
+	q.node_id = 2;
+	cr_assert_eq(call(a, &q, &r), -EPERM);
+	q.node_id = 1;
+	cr_assert_eq(call(a, &q, &r), 0);
+
+	cr_assert_eq(lookup(b, d, "fa", NULL), -ENOENT);
+	cr_assert_eq(getattr(b, fa, NULL), -ENOENT);
+	cr_assert_eq(getattr(b, pend, NULL), -ENOENT);
+	cr_assert_eq(lookup(b, d, "fb", NULL), 0);
+	statfs(b, &total, NULL, &count);
+	cr_assert_eq(total, SEG);
+	cr_assert_eq(count, 3); /* root, d, fb */
+	cr_assert_eq(xget(b, d, "user.mcfs.locations", v), 0);
+	cr_assert_str_eq(v, "node-b 1 5000\n");
+	/* The session is unbound now; it may register again, as a new node. */
+	cr_assert_eq(mkdir_ex(a, MCFS_ROOT_INO, "x", NULL), -EPERM);
+	cr_assert_eq(hello_ex(a, "node-a", "a:1", SEG, &q.node_id), 0);
+	cr_assert_eq(q.node_id, 3);
+}
+
+Test(master, bye_ends_puts_and_retired_objects)
+{
+	struct mcfs_master_sess *a = node("node-a", ""), *b = node("node-b", "");
+	struct mcfs_msg q = M(MCFS_MSG_BYE), r, pr;
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_attr v1 = publish(a, f, 100, 1);
+
+	cr_assert_eq(get(b, f, &r), 0);
+	publish(a, f, 200, 2); /* v1 is retired, under b's lease */
+	cr_assert_eq(put_start(a, f, 300, &pr), 0);
+	cr_assert_eq(call(a, &q, &r), 0);
+	cr_assert_eq(lease(b, f, v1.version), -ENOENT);
+	cr_assert_eq(mcfs_master_tick(m, now_ms + 100000), 1000);
+	cr_assert_eq(getattr(b, f, NULL), -ENOENT);
+}
+
+/* Namespace */
+
+Test(master, mkdir_lookup_getattr)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	struct mcfs_attr root0 = attr_of(s, MCFS_ROOT_INO), a, b;
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), e;
+
+	cr_assert_eq(attr_of(s, MCFS_ROOT_INO).nlink, 3);
+	cr_assert_geq(attr_of(s, MCFS_ROOT_INO).mtime_ns, root0.mtime_ns);
+	cr_assert_eq(lookup(s, MCFS_ROOT_INO, "d", &a), 0);
+	cr_assert_eq(a.ino, d);
+	b = attr_of(s, d);
+	cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+	cr_assert_eq(mkdir_ex(s, MCFS_ROOT_INO, "d", NULL), -EEXIST);
+	e = mkd(s, d, "e");
+	cr_assert_gt(e, d);
+	cr_assert_eq(attr_of(s, d).nlink, 3);
+	cr_assert_eq(attr_of(s, MCFS_ROOT_INO).nlink, 3);
+	cr_assert_eq(lookup(s, MCFS_ROOT_INO, "nope", NULL), -ENOENT);
+	cr_assert_eq(lookup(s, 12345, "d", NULL), -ENOENT);
+	cr_assert_eq(getattr(s, 12345, NULL), -ENOENT);
+	cr_assert_eq(mkdir_ex(s, 12345, "x", NULL), -ENOENT);
+
+	/* A file is not a directory. */
+	uint64_t f = creat(s, d, "f");
+	cr_assert_eq(lookup(s, f, "x", NULL), -ENOTDIR);
+	cr_assert_eq(mkdir_ex(s, f, "x", NULL), -ENOTDIR);
+	cr_assert_eq(create_ex(s, f, "x", 0, NULL), -ENOTDIR);
+}
+
+Test(master, names_are_checked)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	static const char *bad[] = {"", ".", "..", "a/b", "/"};
+	struct mcfs_msg q = M(MCFS_MSG_MKDIR), r;
+	char longest[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(mkdir_ex(s, MCFS_ROOT_INO, bad[i], NULL), -EINVAL, "%s", bad[i]);
+		cr_assert_eq(create_ex(s, MCFS_ROOT_INO, bad[i], 0, NULL), -EINVAL, "%s", bad[i]);
+		cr_assert_eq(lookup(s, MCFS_ROOT_INO, bad[i], NULL), -EINVAL, "%s", bad[i]);
+	}
+	q.ino = MCFS_ROOT_INO;
+	q.name.p = (const uint8_t *)"a\0b";
+	q.name.len = 3;
+	cr_assert_eq(call(s, &q, &r), -EINVAL);
+	/* Any other byte is fine, up to 255 of them. */
+	memset(longest, 'x', 255);
+	longest[255] = '\0';
+	mkd(s, MCFS_ROOT_INO, longest);
+	mkd(s, MCFS_ROOT_INO, "...");
+	mkd(s, MCFS_ROOT_INO, "sp ace\n\xff");
+	cr_assert_eq(lookup(s, MCFS_ROOT_INO, "sp ace\n\xff", NULL), 0);
+}
+
+Test(master, inode_numbers_are_never_reused)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f1 = creat(s, MCFS_ROOT_INO, "f"), f2;
+
+	cr_assert_eq(unlink_ex(s, MCFS_ROOT_INO, "f"), 0);
+	f2 = creat(s, MCFS_ROOT_INO, "f");
+	cr_assert_gt(f2, f1);
+	cr_assert_eq(getattr(s, f1, NULL), -ENOENT);
+}
+
+Test(master, setattr)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+	struct mcfs_msg q = M(MCFS_MSG_SETATTR), r;
+	struct mcfs_attr before = attr_of(s, f);
+
+	q.ino = f;
+	q.valid = MCFS_SET_MODE | MCFS_SET_UID | MCFS_SET_GID | MCFS_SET_ATIME | MCFS_SET_MTIME;
+	q.mode = S_IFDIR | 04711; /* the type cannot change */
+	q.uid = 42;
+	q.gid = 43;
+	q.atime_ns = 111;
+	q.mtime_ns = 222;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.attr.mode, S_IFREG | 04711);
+	cr_assert_eq(r.attr.uid, 42);
+	cr_assert_eq(r.attr.gid, 43);
+	cr_assert_eq(r.attr.atime_ns, 111);
+	cr_assert_eq(r.attr.mtime_ns, 222);
+	cr_assert_geq(r.attr.ctime_ns, before.ctime_ns);
+
+	/* Only what valid names changes; *_NOW wins over explicit times. */
+	q.valid = MCFS_SET_ATIME_NOW | MCFS_SET_MTIME_NOW | MCFS_SET_MTIME;
+	q.mode = 0;
+	q.uid = 0;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.attr.mode, S_IFREG | 04711);
+	cr_assert_eq(r.attr.uid, 42);
+	cr_assert_gt(r.attr.atime_ns, 1000000000);
+	cr_assert_gt(r.attr.mtime_ns, 1000000000);
+
+	q.valid = 0x80;
+	cr_assert_eq(call(s, &q, &r), -EINVAL);
+	q.valid = MCFS_SET_MODE;
+	q.ino = 999;
+	cr_assert_eq(call(s, &q, &r), -ENOENT);
+	/* Directories keep their type too. */
+	q.ino = MCFS_ROOT_INO;
+	q.mode = 0700;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.attr.mode, S_IFDIR | 0700);
+}
+
+Test(master, create_existing)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+	struct mcfs_attr a;
+
+	mkd(s, MCFS_ROOT_INO, "d");
+	cr_assert_eq(create_ex(s, MCFS_ROOT_INO, "f", MCFS_CREATE_EXCL, NULL), -EEXIST);
+	cr_assert_eq(create_ex(s, MCFS_ROOT_INO, "f", 0, &a), 0);
+	cr_assert_eq(a.ino, f);
+	publish(s, f, 10, 0);
+	cr_assert_eq(create_ex(s, MCFS_ROOT_INO, "f", 0, &a), 0);
+	cr_assert_eq(a.ino, f);
+	cr_assert_eq(a.size, 10);
+	cr_assert_eq(create_ex(s, MCFS_ROOT_INO, "d", 0, NULL), -EISDIR);
+	cr_assert_eq(create_ex(s, MCFS_ROOT_INO, "d", MCFS_CREATE_EXCL, NULL), -EEXIST);
+	cr_assert_eq(mkdir_ex(s, MCFS_ROOT_INO, "f", NULL), -EEXIST);
+}
+
+Test(master, pending_is_visible_to_its_creator_only)
+{
+	struct mcfs_master_sess *a = node("node-a", ""), *b = node("node-b", ""), *tool = sess();
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_msg q = M(MCFS_MSG_READDIR), r;
+	struct mcfs_attr at;
+	struct mcfs_dirent de;
+	struct mcfs_rd rd;
+
+	cr_assert_eq(lookup(a, MCFS_ROOT_INO, "f", &at), 0);
+	cr_assert_eq(at.flags, MCFS_ATTR_PENDING);
+	cr_assert_eq(lookup(b, MCFS_ROOT_INO, "f", NULL), -ENOENT);
+	cr_assert_eq(lookup(tool, MCFS_ROOT_INO, "f", NULL), -ENOENT);
+	cr_assert_eq(getattr(b, f, NULL), -ENOENT);
+	cr_assert_eq(get(b, f, &r), -ENOENT);
+	cr_assert_eq(put_start(b, f, 10, &r), -ENOENT);
+	cr_assert_eq(xget(b, f, "user.mcfs.replica_num", NULL), -ENOENT);
+	cr_assert_eq(unlink_ex(b, MCFS_ROOT_INO, "f"), -ENOENT);
+	/* The name is taken all the same. */
+	cr_assert_eq(create_ex(b, MCFS_ROOT_INO, "f", 0, NULL), -EEXIST);
+	cr_assert_eq(mkdir_ex(b, MCFS_ROOT_INO, "f", NULL), -EEXIST);
+
+	q.ino = MCFS_ROOT_INO;
+	cr_assert_eq(call(b, &q, &r), 0);
+	cr_assert_eq(r.count, 0);
+	cr_assert_eq(r.flags, MCFS_READDIR_EOF);
+	cr_assert_eq(call(a, &q, &r), 0);
+	cr_assert_eq(r.count, 1);
+	mcfs_rd_init(&rd, r.value.p, r.value.len);
+	cr_assert_eq(mcfs_dirent_next(&rd, &de), 1);
+	cr_assert_eq(de.attr.ino, f);
+	cr_assert_eq(de.attr.flags, MCFS_ATTR_PENDING);
+
+	/* The creator's GET: nothing to read yet. */
+	cr_assert_eq(get(a, f, &r), 0);
+	cr_assert_eq(r.attr.version, 0);
+	cr_assert_eq(r.nrep, 0);
+
+	/* Published: everyone sees it. */
+	publish(a, f, 64, 7);
+	cr_assert_eq(lookup(b, MCFS_ROOT_INO, "f", &at), 0);
+	cr_assert_eq(at.flags, 0);
+	cr_assert_gt(at.version, 0);
+	cr_assert_eq(at.size, 64);
+	cr_assert_eq(lookup(tool, MCFS_ROOT_INO, "f", NULL), 0);
+	cr_assert_eq(call(b, &q, &r), 0);
+	cr_assert_eq(r.count, 1);
+}
+
+Test(master, new_entries_inherit_replication_and_pins)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), e, f, g;
+
+	cr_assert_eq(xset(s, d, "user.mcfs.replica_num", "3"), 0);
+	cr_assert_eq(xset(s, d, "user.mcfs.soft_pin", "1"), 0);
+	cr_assert_eq(xset(s, d, "user.mcfs.hard_pin", "1\n"), 0);
+	e = mkd(s, d, "e");
+	f = creat(s, e, "f"); /* transitively */
+	g = creat(s, d, "g");
+	for (int i = 0; i < 3; i++) {
+		uint64_t ino = i == 0 ? e : i == 1 ? f : g;
+
+		xget_is(s, ino, "user.mcfs.replica_num", "3");
+		xget_is(s, ino, "user.mcfs.soft_pin", "1");
+		xget_is(s, ino, "user.mcfs.hard_pin", "1");
+	}
+	xget_is(s, MCFS_ROOT_INO, "user.mcfs.replica_num", "1");
+	xget_is(s, MCFS_ROOT_INO, "user.mcfs.soft_pin", "0");
+}
+
+Test(master, default_replicas_from_conf)
+{
+	struct mcfs_master_conf c;
+	struct mcfs_master *m2;
+
+	mcfs_master_conf_default(&c);
+	c.default_replicas = 0;
+	cr_assert_eq(mcfs_master_create(&c, &m2), -EINVAL);
+	c.default_replicas = 9;
+	cr_assert_eq(mcfs_master_create(&c, &m2), -EINVAL);
+	c.default_replicas = 2;
+	teardown();
+	setup_conf(&c);
+	struct mcfs_master_sess *s = node("node-a", "");
+	xget_is(s, MCFS_ROOT_INO, "user.mcfs.replica_num", "2");
+	xget_is(s, creat(s, MCFS_ROOT_INO, "f"), "user.mcfs.replica_num", "2");
+}
+
+Test(master, symlink_readlink)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	struct mcfs_msg q = M(MCFS_MSG_SYMLINK), r;
+	char target[MCFS_PATH_MAX + 1];
+	uint64_t l;
+
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("l");
+	q.value = S("../some/target");
+	q.uid = 5;
+	q.gid = 6;
+	cr_assert_eq(call(s, &q, &r), 0);
+	l = r.attr.ino;
+	cr_assert_eq(r.attr.mode, S_IFLNK | 0777);
+	cr_assert_eq(r.attr.size, 14);
+	cr_assert_eq(r.attr.uid, 5);
+	cr_assert_eq(r.attr.nlink, 1);
+	cr_assert_eq(call(s, &q, &r), -EEXIST);
+	q.name = S("empty");
+	q.value = S("");
+	cr_assert_eq(call(s, &q, &r), -EINVAL);
+	q.name = S("long");
+	memset(target, 'a', MCFS_PATH_MAX);
+	target[MCFS_PATH_MAX] = '\0';
+	q.value = S(target);
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.attr.size, MCFS_PATH_MAX);
+
+	q = M(MCFS_MSG_READLINK);
+	q.ino = l;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.value.len, 14);
+	cr_assert_eq(memcmp(r.value.p, "../some/target", 14), 0);
+	q.ino = MCFS_ROOT_INO;
+	cr_assert_eq(call(s, &q, &r), -EINVAL);
+	q.ino = creat(s, MCFS_ROOT_INO, "f");
+	cr_assert_eq(call(s, &q, &r), -EINVAL);
+	q.ino = 4242;
+	cr_assert_eq(call(s, &q, &r), -ENOENT);
+
+	/* Symlinks are not files. */
+	cr_assert_eq(get(s, l, &r), -EINVAL);
+	cr_assert_eq(put_start(s, l, 10, &r), -EINVAL);
+	cr_assert_eq(create_ex(s, MCFS_ROOT_INO, "l", 0, NULL), -EEXIST);
+	cr_assert_eq(unlink_ex(s, MCFS_ROOT_INO, "l"), 0);
+	cr_assert_eq(lookup(s, MCFS_ROOT_INO, "l", NULL), -ENOENT);
+}
+
+Test(master, unlink_rmdir)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d");
+	struct mcfs_attr before;
+
+	mkd(s, d, "sub");
+	creat(s, d, "f");
+	cr_assert_eq(unlink_ex(s, MCFS_ROOT_INO, "d"), -EISDIR);
+	cr_assert_eq(rmdir_ex(s, d, "f"), -ENOTDIR);
+	cr_assert_eq(rmdir_ex(s, MCFS_ROOT_INO, "d"), -ENOTEMPTY);
+	cr_assert_eq(rmdir_ex(s, MCFS_ROOT_INO, "nope"), -ENOENT);
+	cr_assert_eq(unlink_ex(s, MCFS_ROOT_INO, "nope"), -ENOENT);
+	cr_assert_eq(rmdir_ex(s, MCFS_ROOT_INO, "."), -EINVAL);
+	cr_assert_eq(rmdir_ex(s, MCFS_ROOT_INO, ".."), -EINVAL);
+	cr_assert_eq(unlink_ex(s, 777, "x"), -ENOENT);
+	before = attr_of(s, d);
+	cr_assert_eq(before.nlink, 3);
+	cr_assert_eq(unlink_ex(s, d, "f"), 0);
+	cr_assert_eq(rmdir_ex(s, d, "sub"), 0);
+	cr_assert_eq(attr_of(s, d).nlink, 2);
+	cr_assert_geq(attr_of(s, d).mtime_ns, before.mtime_ns);
+	cr_assert_eq(rmdir_ex(s, MCFS_ROOT_INO, "d"), 0);
+	cr_assert_eq(attr_of(s, MCFS_ROOT_INO).nlink, 2);
+	cr_assert_eq(getattr(s, d, NULL), -ENOENT);
+}
+
+/* Rename */
+
+Test(master, rename_file_over_file_retires_the_target)
+{
+	struct mcfs_master_sess *s = node("node-a", ""), *b = node("node-b", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), e = mkd(s, MCFS_ROOT_INO, "e");
+	uint64_t f = creat(s, d, "f"), g = creat(s, e, "g");
+	struct mcfs_attr a, before;
+
+	publish(s, f, 4096, 1);
+	publish(s, g, 8192, 2);
+	cr_assert_eq(pool_free(s), 2 * SEG - 3 * 4096);
+	before = attr_of(s, f);
+	cr_assert_eq(rename_ex(s, d, "f", e, "g", 0), 0);
+	cr_assert_eq(lookup(s, d, "f", NULL), -ENOENT);
+	cr_assert_eq(lookup(b, e, "g", &a), 0);
+	cr_assert_eq(a.ino, f);
+	cr_assert_eq(a.size, 4096);
+	cr_assert_geq(a.ctime_ns, before.ctime_ns);
+	cr_assert_eq(getattr(s, g, NULL), -ENOENT);
+	/* No lease held g's object: its space is free at once. */
+	cr_assert_eq(pool_free(s), 2 * SEG - 4096);
+	/* Onto itself: nothing happens. */
+	cr_assert_eq(rename_ex(s, e, "g", e, "g", 0), 0);
+	cr_assert_eq(lookup(s, e, "g", &a), 0);
+	cr_assert_eq(a.ino, f);
+	/* Within one directory. */
+	cr_assert_eq(rename_ex(s, e, "g", e, "h", 0), 0);
+	cr_assert_eq(lookup(s, e, "h", NULL), 0);
+	cr_assert_eq(rename_ex(s, e, "nope", e, "x", 0), -ENOENT);
+}
+
+Test(master, rename_directories)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t a = mkd(s, MCFS_ROOT_INO, "a"), b = mkd(s, MCFS_ROOT_INO, "b");
+	uint64_t a1 = mkd(s, a, "a1"), a2 = mkd(s, a1, "a2");
+	uint64_t full = mkd(s, MCFS_ROOT_INO, "full");
+	struct mcfs_attr at;
+
+	creat(s, full, "x");
+	creat(s, MCFS_ROOT_INO, "file");
+	mkd(s, b, "empty");
+	/* Into its own subtree. */
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "a", a2, "x", 0), -EINVAL);
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "a", a, "x", 0), -EINVAL);
+	cr_assert_eq(rename_ex(s, a, "a1", a2, "x", 0), -EINVAL);
+	/* Dir over non-dir, non-dir over dir, dir over a non-empty dir. */
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "a", MCFS_ROOT_INO, "file", 0), -ENOTDIR);
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "file", MCFS_ROOT_INO, "a", 0), -EISDIR);
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "b", MCFS_ROOT_INO, "full", 0), -ENOTEMPTY);
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "a", MCFS_ROOT_INO, "file", 0), -ENOTDIR);
+	/* Parent into a sibling: nlink moves along. */
+	cr_assert_eq(attr_of(s, a).nlink, 3);
+	cr_assert_eq(attr_of(s, b).nlink, 3);
+	cr_assert_eq(rename_ex(s, a, "a1", b, "moved", 0), 0);
+	cr_assert_eq(attr_of(s, a).nlink, 2);
+	cr_assert_eq(attr_of(s, b).nlink, 4);
+	cr_assert_eq(lookup(s, b, "moved", &at), 0);
+	cr_assert_eq(at.ino, a1);
+	cr_assert_eq(lookup(s, a1, "a2", NULL), 0);
+	/* Dir over an empty dir. */
+	cr_assert_eq(rename_ex(s, b, "moved", b, "empty", 0), 0);
+	cr_assert_eq(attr_of(s, b).nlink, 3);
+	cr_assert_eq(lookup(s, b, "empty", &at), 0);
+	cr_assert_eq(at.ino, a1);
+	cr_assert_eq(lookup(s, b, "moved", NULL), -ENOENT);
+	/* To a parent's name that is a non-empty dir holding it. */
+	cr_assert_eq(rename_ex(s, a1, "a2", MCFS_ROOT_INO, "b", 0), -ENOTEMPTY);
+	/* Bad target directory and names. */
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "a", 999, "x", 0), -ENOENT);
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "a", a2, "..", 0), -EINVAL);
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "file", a2, "x", 3), -EINVAL);
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "file", a2, "x", 4), -EINVAL);
+}
+
+Test(master, rename_noreplace_and_exchange)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), e = mkd(s, MCFS_ROOT_INO, "e");
+	uint64_t f = creat(s, d, "f"), g = creat(s, e, "g");
+	struct mcfs_attr a;
+
+	cr_assert_eq(rename_ex(s, d, "f", e, "g", MCFS_RENAME_NOREPLACE), -EEXIST);
+	cr_assert_eq(rename_ex(s, d, "f", e, "new", MCFS_RENAME_NOREPLACE), 0);
+	cr_assert_eq(rename_ex(s, e, "new", d, "f", MCFS_RENAME_NOREPLACE), 0);
+	cr_assert_eq(rename_ex(s, d, "f", e, "missing", MCFS_RENAME_EXCHANGE), -ENOENT);
+	cr_assert_eq(rename_ex(s, d, "f", e, "g", MCFS_RENAME_EXCHANGE), 0);
+	cr_assert_eq(lookup(s, d, "f", &a), 0);
+	cr_assert_eq(a.ino, g);
+	cr_assert_eq(lookup(s, e, "g", &a), 0);
+	cr_assert_eq(a.ino, f);
+	/* A directory and a file: nlinks follow the directory. */
+	mkd(s, d, "sub");
+	cr_assert_eq(attr_of(s, d).nlink, 3);
+	cr_assert_eq(rename_ex(s, d, "sub", e, "g", MCFS_RENAME_EXCHANGE), 0);
+	cr_assert_eq(attr_of(s, d).nlink, 2);
+	cr_assert_eq(attr_of(s, e).nlink, 3);
+	cr_assert_eq(lookup(s, d, "sub", &a), 0);
+	cr_assert_eq(a.ino, f);
+	/* Not into one's own subtree, either way round. */
+	uint64_t sub = mkd(s, e, "g2");
+	(void)sub;
+	cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "e", e, "g2", MCFS_RENAME_EXCHANGE), -EINVAL);
+	cr_assert_eq(rename_ex(s, e, "g2", MCFS_ROOT_INO, "e", MCFS_RENAME_EXCHANGE), -EINVAL);
+	/* With itself. */
+	cr_assert_eq(rename_ex(s, d, "f", d, "f", MCFS_RENAME_EXCHANGE), 0);
+}
+
+Test(master, rename_over_another_nodes_pending_file)
+{
+	struct mcfs_master_sess *a = node("node-a", ""), *b = node("node-b", "");
+	uint64_t tmp = creat(b, MCFS_ROOT_INO, "tmp"), p = creat(a, MCFS_ROOT_INO, "key");
+	struct mcfs_msg pr;
+	struct mcfs_attr at;
+
+	publish(b, tmp, 10, 3);
+	cr_assert_eq(put_start(a, p, 100, &pr), 0);
+	cr_assert_eq(
+	    rename_ex(b, MCFS_ROOT_INO, "tmp", MCFS_ROOT_INO, "key", MCFS_RENAME_NOREPLACE),
+	    -EEXIST);
+	cr_assert_eq(rename_ex(b, MCFS_ROOT_INO, "tmp", MCFS_ROOT_INO, "key", MCFS_RENAME_EXCHANGE),
+		     -ENOENT);
+	cr_assert_eq(rename_ex(b, MCFS_ROOT_INO, "tmp", MCFS_ROOT_INO, "key", 0), 0);
+	cr_assert_eq(lookup(a, MCFS_ROOT_INO, "key", &at), 0);
+	cr_assert_eq(at.ino, tmp);
+	/* a's put lost its file. */
+	cr_assert_eq(put_end(a, pr.put_id, 50, 0, NULL), -ENOENT);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+}
+
+/* Readdir */
+
+struct listing {
+	uint32_t calls;
+	uint32_t total;
+	unsigned char *seen; /* by entry number */
+	long last;	     /* entry number of the last one listed */
+};
+
+/* List dir in pages of count; every entry is named "e<N>". Marks seen[N]. */
+static void list_page(struct mcfs_master_sess *s, uint64_t dir, uint64_t *cookie, uint32_t count,
+		      struct listing *l, bool *eof)
+{
+	struct mcfs_msg q = M(MCFS_MSG_READDIR), r;
+	struct mcfs_dirent de;
+	struct mcfs_rd rd;
+	uint32_t n = 0;
+	int ret;
+
+	q.ino = dir;
+	q.cookie = *cookie;
+	q.count = count;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_leq(r.value.len, 1u << 20);
+	mcfs_rd_init(&rd, r.value.p, r.value.len);
+	while ((ret = mcfs_dirent_next(&rd, &de)) == 1) {
+		char name[256];
+		unsigned long k;
+
+		cr_assert_lt(de.name.len, sizeof(name));
+		memcpy(name, de.name.p, de.name.len);
+		name[de.name.len] = '\0';
+		cr_assert_eq(name[0], 'e');
+		k = strtoul(name + 1, NULL, 10);
+		cr_assert_eq(l->seen[k], 0, "entry %s listed twice", name);
+		l->seen[k] = 1;
+		l->last = (long)k;
+		cr_assert_gt(de.cookie, *cookie);
+		cr_assert_gt(de.attr.ino, 0);
+		*cookie = de.cookie;
+		n++;
+	}
+	cr_assert_eq(ret, 0);
+	cr_assert_eq(n, r.count);
+	if (count)
+		cr_assert_leq(n, count);
+	l->total += n;
+	l->calls++;
+	*eof = r.flags & MCFS_READDIR_EOF;
+}
+
+#define BIG 10000
+
+Test(master, readdir_pages_through_a_large_directory, .timeout = 60)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "big"), cookie = 0;
+	struct listing l = {0, 0, calloc(BIG, 1), -1};
+	bool eof = false;
+	char name[32];
+
+	for (int i = 0; i < BIG; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		creat(s, d, name);
+	}
+	while (!eof)
+		list_page(s, d, &cookie, 333, &l, &eof);
+	cr_assert_eq(l.total, BIG);
+	cr_assert_eq(l.calls, (BIG + 332) / 333);
+	for (int i = 0; i < BIG; i++)
+		cr_assert_eq(l.seen[i], 1);
+
+	/* count 0 means 1024. */
+	memset(l.seen, 0, BIG);
+	l.total = l.calls = 0;
+	cookie = 0;
+	list_page(s, d, &cookie, 0, &l, &eof);
+	cr_assert_eq(l.total, 1024);
+	cr_assert(!eof);
+	/* The page that ends exactly at the end says EOF. */
+	cookie = 0;
+	memset(l.seen, 0, BIG);
+	list_page(s, d, &cookie, BIG, &l, &eof);
+	cr_assert(eof);
+	free(l.seen);
+}
+
+Test(master, readdir_with_deletions_in_between, .timeout = 60)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "big"), cookie = 0, other = mkd(s, MCFS_ROOT_INO, "o");
+	unsigned char *removed = calloc(BIG, 1);
+	struct listing l = {0, 0, calloc(BIG, 1), -1};
+	bool eof = false;
+	char name[32];
+	int next_victim = BIG - 1;
+
+	for (int i = 0; i < BIG; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		creat(s, d, name);
+	}
+	while (!eof) {
+		list_page(s, d, &cookie, 250, &l, &eof);
+		if (eof)
+			break;
+		/*
+		 * Remove the entry the cookie names (the resume point must be
+		 * found anyway), one listed earlier, and one not listed yet
+		 * (which must then not appear). Move one away by rename.
+		 */
+		for (int k = 0; k < BIG; k++) {
+			if (l.seen[k] && !removed[k]) {
+				snprintf(name, sizeof(name), "e%d", k);
+				cr_assert_eq(unlink_ex(s, d, name), 0);
+				removed[k] = 1;
+				break;
+			}
+		}
+		if (!removed[l.last]) {
+			snprintf(name, sizeof(name), "e%ld", l.last);
+			cr_assert_eq(unlink_ex(s, d, name), 0);
+			removed[l.last] = 2;
+		}
+		while (next_victim >= 0 && l.seen[next_victim])
+			next_victim--;
+		if (next_victim >= 0) {
+			snprintf(name, sizeof(name), "e%d", next_victim);
+			if (next_victim % 2)
+				cr_assert_eq(unlink_ex(s, d, name), 0);
+			else
+				cr_assert_eq(rename_ex(s, d, name, other, name, 0), 0);
+			removed[next_victim] = 3;
+			next_victim--;
+		}
+	}
+	for (int i = 0; i < BIG; i++) {
+		if (removed[i] == 3)
+			cr_assert_eq(l.seen[i], 0, "e%d was removed before it was listed", i);
+		else
+			cr_assert_eq(l.seen[i], 1, "e%d listed %d times", i, l.seen[i]);
+	}
+	free(l.seen);
+	free(removed);
+}
+
+Test(master, readdir_resumes_after_a_moved_cookie)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), cookie = 0;
+	struct listing l = {0, 0, calloc(100, 1), -1};
+	bool eof;
+	char name[32];
+
+	/* Entries renamed into place: their cookies are not their inode numbers. */
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		creat(s, MCFS_ROOT_INO, "tmp");
+		cr_assert_eq(rename_ex(s, MCFS_ROOT_INO, "tmp", d, name, 0), 0);
+	}
+	/* Resume through the cookie table. */
+	list_page(s, d, &cookie, 10, &l, &eof);
+	cr_assert_eq(l.last, 9);
+	list_page(s, d, &cookie, 7, &l, &eof);
+	cr_assert_eq(l.last, 16);
+	/* The cookie's entry moves away: resume at the next larger cookie. */
+	cr_assert_eq(rename_ex(s, d, "e16", MCFS_ROOT_INO, "e16", 0), 0);
+	do
+		list_page(s, d, &cookie, 7, &l, &eof);
+	while (!eof);
+	cr_assert_eq(l.total, 100);
+	free(l.seen);
+}
+
+Test(master, readdir_stays_under_a_mebibyte)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), cookie = 0;
+	struct listing l = {0, 0, calloc(4000, 1), -1};
+	char name[256];
+	bool eof = false;
+
+	memset(name, 'x', 255);
+	name[255] = '\0';
+	name[0] = 'e';
+	for (int i = 0; i < 4000; i++) {
+		int n = snprintf(name, sizeof(name), "e%d", i);
+
+		name[n] = 'x';
+		creat(s, d, name);
+	}
+	list_page(s, d, &cookie, 4000, &l, &eof);
+	cr_assert(!eof);
+	cr_assert_lt(l.total, 4000);
+	cr_assert_gt(l.total, 2500);
+	while (!eof)
+		list_page(s, d, &cookie, 4000, &l, &eof);
+	cr_assert_eq(l.total, 4000);
+	free(l.seen);
+}
+
+Test(master, readdir_errors_and_attrs)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f"), d = mkd(s, MCFS_ROOT_INO, "d");
+	struct mcfs_msg q = M(MCFS_MSG_READDIR), r;
+	struct mcfs_dirent de;
+	struct mcfs_rd rd;
+
+	q.ino = f;
+	cr_assert_eq(call(s, &q, &r), -ENOTDIR);
+	q.ino = 999;
+	cr_assert_eq(call(s, &q, &r), -ENOENT);
+	q.ino = d;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.count, 0);
+	cr_assert_eq(r.flags, MCFS_READDIR_EOF);
+	/* Entries carry full attrs; a vanished cookie past the end gives nothing. */
+	publish(s, f, 123, 9);
+	q.ino = MCFS_ROOT_INO;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.count, 2);
+	mcfs_rd_init(&rd, r.value.p, r.value.len);
+	cr_assert_eq(mcfs_dirent_next(&rd, &de), 1);
+	cr_assert_eq(de.name.len, 1);
+	cr_assert_eq(de.name.p[0], 'f');
+	cr_assert_eq(de.attr.size, 123);
+	cr_assert_eq(de.attr.mode, S_IFREG | 0644);
+	cr_assert_eq(mcfs_dirent_next(&rd, &de), 1);
+	cr_assert_eq(de.attr.ino, d);
+	cr_assert_eq(de.attr.nlink, 2);
+	cr_assert_eq(mcfs_dirent_next(&rd, &de), 0);
+	q.cookie = 1u << 30;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.count, 0);
+	cr_assert_eq(r.flags, MCFS_READDIR_EOF);
+}
+
+/* Puts */
+
+Test(master, put_start_grow_end)
+{
+	struct mcfs_master_sess *s = node("node-a", "10.0.0.1:7422");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+	struct mcfs_msg r, g;
+	struct mcfs_attr a;
+
+	cr_assert_eq(put_start(s, f, 10000, &r), 0);
+	cr_assert_gt(r.put_id, 0);
+	cr_assert_eq(r.version, 0);
+	cr_assert_eq(r.nrep, 1);
+	cr_assert_eq(r.rep[0].node_id, 1);
+	cr_assert_eq(r.rep[0].seg_id, 1);
+	cr_assert_eq(r.rep[0].tier, MCFS_TIER_DRAM);
+	cr_assert_eq(r.rep[0].state, MCFS_REP_PENDING);
+	cr_assert_eq(r.rep[0].len, 12288);
+	cr_assert_eq(r.rep[0].rkey, 0);
+	cr_assert_eq(r.rep[0].addr.len, 13);
+	cr_assert_eq(memcmp(r.rep[0].addr.p, "10.0.0.1:7422", 13), 0);
+	cr_assert_eq(pool_free(s), SEG - 12288);
+
+	/* Nothing is visible before PUT_END. */
+	cr_assert_eq(attr_of(s, f).flags, MCFS_ATTR_PENDING);
+	cr_assert_eq(put_grow(s, r.put_id, 20000, &g), 0);
+	cr_assert_eq(g.nrep, 1);
+	cr_assert_eq(g.rep[0].offset, r.rep[0].offset);
+	cr_assert_eq(g.rep[0].len, 20480);
+	cr_assert_eq(put_grow(s, r.put_id, 0, &g), -EINVAL);
+	cr_assert_eq(put_end(s, r.put_id, 20481, 0, NULL), -EINVAL);
+	cr_assert_eq(put_end(s, r.put_id, 5000, 0xabcd, &a), 0);
+	cr_assert_eq(a.size, 5000);
+	cr_assert_eq(a.version, 1);
+	cr_assert_eq(a.flags, 0);
+	/* Trimmed to the size. */
+	cr_assert_eq(pool_free(s), SEG - 8192);
+	cr_assert_eq(get(s, f, &r), 0);
+	cr_assert_eq(r.rep[0].len, 8192);
+	cr_assert_eq(r.rep[0].state, MCFS_REP_COMPLETE);
+	cr_assert_eq(r.crc, 0xabcd);
+	/* The put is gone. */
+	cr_assert_eq(put_end(s, r.put_id, 0, 0, NULL), -ENOENT);
+	cr_assert_eq(put_revoke(s, 12345), -ENOENT);
+	cr_assert_eq(put_grow(s, 12345, 10, &g), -ENOENT);
+}
+
+Test(master, put_grow_in_place_or_eagain)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+	struct mcfs_msg p1, p2, g;
+
+	cr_assert_eq(put_start(s, f, 4096, &p1), 0);
+	cr_assert_eq(put_start(s, f, 4096, &p2), 0);
+	cr_assert_neq(p1.put_id, p2.put_id);
+	/* p2's range sits right after p1's. */
+	cr_assert_eq(put_grow(s, p1.put_id, 8192, &g), -EAGAIN);
+	cr_assert_eq(put_grow(s, p2.put_id, 3 * 4096, &g), 0);
+	cr_assert_eq(g.rep[0].len, 3 * 4096);
+	cr_assert_eq(put_revoke(s, p2.put_id), 0);
+	cr_assert_eq(put_grow(s, p1.put_id, 8192, &g), 0);
+	cr_assert_eq(put_revoke(s, p1.put_id), 0);
+	cr_assert_eq(put_revoke(s, p1.put_id), -ENOENT);
+	cr_assert_eq(pool_free(s), SEG);
+}
+
+Test(master, put_of_capacity_zero)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f"), e = creat(s, MCFS_ROOT_INO, "e");
+	struct mcfs_msg r, g;
+	struct mcfs_attr a;
+	char v[4096];
+
+	cr_assert_eq(put_start(s, f, 0, &r), 0);
+	cr_assert_eq(r.nrep, 0);
+	cr_assert_eq(put_end(s, r.put_id, 1, 0, NULL), -EINVAL);
+	cr_assert_eq(put_grow(s, r.put_id, 100, &g), 0);
+	cr_assert_eq(g.nrep, 1);
+	cr_assert_eq(g.rep[0].len, 4096);
+	cr_assert_eq(put_end(s, r.put_id, 100, 5, &a), 0);
+	cr_assert_eq(a.size, 100);
+
+	/* An empty object holds no space, yet lives on its node. */
+	cr_assert_eq(put_start(s, e, 0, &r), 0);
+	cr_assert_eq(put_end(s, r.put_id, 0, 0, &a), 0);
+	cr_assert_eq(a.size, 0);
+	cr_assert_gt(a.version, 0);
+	cr_assert_eq(pool_free(s), SEG - 4096);
+	cr_assert_eq(get(s, e, &r), 0);
+	cr_assert_eq(r.nrep, 1);
+	cr_assert_eq(r.rep[0].len, 0);
+	cr_assert_eq(xget(s, e, "user.mcfs.replicas", v), 0);
+	cr_assert_str_eq(v, "node-a - dram complete\n");
+	/* Size 0 at PUT_END frees what was reserved. */
+	cr_assert_eq(put_start(s, e, 50000, &r), 0);
+	cr_assert_eq(put_end(s, r.put_id, 0, 0, &a), 0);
+	cr_assert_eq(pool_free(s), SEG - 4096);
+}
+
+Test(master, put_enospc)
+{
+	struct mcfs_master_sess *s = node("node-a", ""), *nos = sess();
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+	struct mcfs_msg r, r2, g;
+
+	cr_assert_eq(put_start(s, f, SEG + 1, &r), -ENOSPC);
+	cr_assert_eq(put_start(s, f, SEG - 4096, &r), 0);
+	cr_assert_eq(put_start(s, f, 8192, &r2), -ENOSPC);
+	cr_assert_eq(put_start(s, f, 4096, &r2), 0);
+	cr_assert_eq(pool_free(s), 0);
+	cr_assert_eq(put_grow(s, r2.put_id, 8192, &g), -EAGAIN);
+	cr_assert_eq(put_revoke(s, r.put_id), 0);
+	cr_assert_eq(put_start(s, f, 8192, &r), 0);
+	/* A node without a segment cannot put anything but nothing. */
+	cr_assert_eq(hello_ex(nos, "client", "", 0, NULL), 0);
+	uint64_t h = creat(nos, MCFS_ROOT_INO, "h");
+	cr_assert_eq(put_start(nos, h, 1, &r), -ENOSPC);
+	cr_assert_eq(put_start(nos, h, 0, &r), 0);
+	cr_assert_eq(put_grow(nos, r.put_id, 1, &g), -ENOSPC);
+}
+
+Test(master, put_checks_target_and_owner)
+{
+	struct mcfs_master_sess *a = node("node-a", ""), *b = node("node-b", "");
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_msg r, g;
+
+	cr_assert_eq(put_start(a, d, 10, &r), -EISDIR);
+	cr_assert_eq(put_start(a, 9999, 10, &r), -ENOENT);
+	cr_assert_eq(put_start(a, f, 10, &r), 0);
+	cr_assert_eq(put_grow(b, r.put_id, 100, &g), -EPERM);
+	cr_assert_eq(put_end(b, r.put_id, 1, 0, NULL), -EPERM);
+	cr_assert_eq(put_revoke(b, r.put_id), -EPERM);
+	cr_assert_eq(put_end(a, r.put_id, 1, 0, NULL), 0);
+}
+
+Test(master, republish_keeps_the_inode_and_last_end_wins)
+{
+	struct mcfs_master_sess *a = node("node-a", ""), *b = node("node-b", "");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_attr v1 = publish(a, f, 100, 1), at;
+	struct mcfs_msg p1, p2, r;
+
+	/* Two writers; nothing changes for readers before an end. */
+	cr_assert_eq(put_start(a, f, 200, &p1), 0);
+	cr_assert_eq(put_start(b, f, 300, &p2), 0);
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(r.attr.version, v1.version);
+	cr_assert_eq(r.attr.size, 100);
+	cr_assert_eq(put_end(b, p2.put_id, 300, 3, &at), 0);
+	cr_assert_gt(at.version, v1.version);
+	cr_assert_eq(put_end(a, p1.put_id, 200, 2, &at), 0);
+	cr_assert_eq(at.ino, f);
+	/* b's lease holds v1; the version p2 published was never leased. */
+	cr_assert_eq(mcfs_master_tick(m, now_ms + 10000), 1000);
+	cr_assert_eq(lookup(b, MCFS_ROOT_INO, "f", &at), 0);
+	cr_assert_eq(at.ino, f);
+	cr_assert_eq(at.size, 200);
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(r.crc, 2);
+	cr_assert_eq(r.rep[0].node_id, 1);
+	/* The replaced versions were not leased: their space is back. */
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+}
+
+Test(master, put_end_after_unlink_frees)
+{
+	struct mcfs_master_sess *a = node("node-a", "");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f"), g;
+	struct mcfs_msg p, p2;
+
+	cr_assert_eq(put_start(a, f, 40000, &p), 0);
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "f"), 0);
+	/* Still valid until its end: it may even grow. */
+	cr_assert_eq(put_grow(a, p.put_id, 50000, &p2), 0);
+	cr_assert_eq(put_end(a, p.put_id, 100, 0, NULL), -ENOENT);
+	cr_assert_eq(pool_free(a), SEG);
+	cr_assert_eq(put_end(a, p.put_id, 100, 0, NULL), -ENOENT);
+	/* Published then unlinked with a put in flight, revoked. */
+	g = creat(a, MCFS_ROOT_INO, "g");
+	publish(a, g, 5000, 0);
+	cr_assert_eq(put_start(a, g, 4096, &p), 0);
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "g"), 0);
+	cr_assert_eq(put_start(a, g, 4096, &p2), -ENOENT);
+	cr_assert_eq(put_revoke(a, p.put_id), 0);
+	cr_assert_eq(pool_free(a), SEG);
+}
+
+/* Leases */
+
+Test(master, get_grants_a_lease)
+{
+	struct mcfs_master_sess *a = node("node-a", "h:1"), *b = node("node-b", "h:2");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f"), d = mkd(a, MCFS_ROOT_INO, "d");
+	struct mcfs_attr v1 = publish(a, f, 6000, 77);
+	struct mcfs_msg r;
+
+	xget_is(b, f, "user.mcfs.lease_ms", "0");
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(r.attr.version, v1.version);
+	cr_assert_eq(r.attr.size, 6000);
+	cr_assert_eq(r.crc, 77);
+	cr_assert_eq(r.lease_ms, 10000);
+	cr_assert_eq(r.nrep, 1);
+	cr_assert_eq(r.rep[0].node_id, 1);
+	cr_assert_eq(r.rep[0].state, MCFS_REP_COMPLETE);
+	cr_assert_eq(r.rep[0].len, 8192);
+	cr_assert_eq(r.rep[0].addr.len, 3);
+	xget_is(b, f, "user.mcfs.lease_ms", "10000");
+	now_ms += 4000;
+	xget_is(b, f, "user.mcfs.lease_ms", "6000");
+	/* A later GET extends, an earlier deadline never shortens. */
+	cr_assert_eq(get(b, f, &r), 0);
+	xget_is(b, f, "user.mcfs.lease_ms", "10000");
+	cr_assert_eq(lease(b, f, v1.version), 0);
+	cr_assert_eq(lease(b, f, v1.version + 1), -ENOENT);
+	cr_assert_eq(lease(b, f, 0), -ENOENT);
+	cr_assert_eq(lease(b, 4321, 1), -ENOENT);
+	now_ms += 20000;
+	xget_is(b, f, "user.mcfs.lease_ms", "0");
+	cr_assert_eq(get(b, d, &r), -EISDIR);
+	cr_assert_eq(get(b, 4321, &r), -ENOENT);
+}
+
+Test(master, unlinked_object_lives_until_its_lease_ends)
+{
+	struct mcfs_master_sess *a = node("node-a", ""), *b = node("node-b", "");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_attr v1 = publish(a, f, 4096, 1);
+	struct mcfs_msg r;
+	uint64_t t0 = now_ms;
+
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "f"), 0);
+	cr_assert_eq(lookup(b, MCFS_ROOT_INO, "f", NULL), -ENOENT);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+	/* Renewable while retired. */
+	now_ms = t0 + 5000;
+	cr_assert_eq(lease(b, f, v1.version), 0);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 10000), 1000); /* at most 1 s between ticks */
+	cr_assert_eq(mcfs_master_tick(m, t0 + 14500), 500);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 14999), 1);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 15000), 1000);
+	cr_assert_eq(pool_free(a), 2 * SEG);
+	cr_assert_eq(lease(b, f, v1.version), -ENOENT);
+}
+
+Test(master, replaced_version_lives_until_its_lease_ends)
+{
+	struct mcfs_master_sess *a = node("node-a", "");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_attr v1 = publish(a, f, 4096, 1), v2, v3;
+	struct mcfs_msg r;
+	uint64_t t0 = now_ms;
+
+	cr_assert_eq(get(a, f, &r), 0);
+	v2 = publish(a, f, 8192, 2);
+	cr_assert_eq(pool_free(a), SEG - 3 * 4096);
+	/* Both versions answer LEASE: the current and the retired one. */
+	cr_assert_eq(lease(a, f, v1.version), 0);
+	cr_assert_eq(lease(a, f, v2.version), 0);
+	v3 = publish(a, f, 4096, 3);
+	(void)v3;
+	cr_assert_eq(pool_free(a), SEG - 4 * 4096);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 9999), 1);
+	cr_assert_eq(pool_free(a), SEG - 4 * 4096);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 10000), 1000);
+	cr_assert_eq(pool_free(a), SEG - 4096);
+	cr_assert_eq(lease(a, f, v1.version), -ENOENT);
+	cr_assert_eq(lease(a, f, v2.version), -ENOENT);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 20000), 1000);
+}
+
+Test(master, rename_over_a_leased_file)
+{
+	struct mcfs_master_sess *a = node("node-a", "");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f"), g = creat(a, MCFS_ROOT_INO, "g");
+	struct mcfs_attr vg;
+	struct mcfs_msg r;
+
+	publish(a, f, 4096, 1);
+	vg = publish(a, g, 4096, 2);
+	cr_assert_eq(get(a, g, &r), 0);
+	cr_assert_eq(rename_ex(a, MCFS_ROOT_INO, "f", MCFS_ROOT_INO, "g", 0), 0);
+	cr_assert_eq(pool_free(a), SEG - 2 * 4096);
+	cr_assert_eq(lease(a, g, vg.version), 0);
+	mcfs_master_tick(m, now_ms + 10000);
+	cr_assert_eq(pool_free(a), SEG - 4096);
+}
+
+/* Extended attributes */
+
+Test(master, xattr_namespaces)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+
+	/* Nothing is stored outside user.*: reads find nothing, writes are refused. */
+	cr_assert_eq(xget(s, f, "security.selinux", NULL), -ENODATA);
+	cr_assert_eq(xget(s, f, "trusted.x", NULL), -ENODATA);
+	cr_assert_eq(xget(s, f, "use", NULL), -ENODATA);
+	cr_assert_eq(xset(s, f, "trusted.x", "1"), -EOPNOTSUPP);
+	cr_assert_eq(xset(s, f, "system.posix_acl_access", "x"), -EOPNOTSUPP);
+	cr_assert_eq(xremove(s, f, "security.capability"), -EOPNOTSUPP);
+	cr_assert_eq(xget(s, f, "user.", NULL), -EINVAL);
+	cr_assert_eq(xset(s, f, "user.", "x"), -EINVAL);
+	cr_assert_eq(xget(s, f, "", NULL), -EINVAL);
+	cr_assert_eq(xget(s, 999, "user.x", NULL), -ENOENT);
+	cr_assert_eq(xset_ex(s, f, "user.x", "v", 1, 4), -EINVAL);
+}
+
+Test(master, xattr_replicas_tier_checksum)
+{
+	struct mcfs_master_sess *a = node("node-a", "127.0.0.1:7422"), *e = node("embedded", "");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f"), g = creat(e, MCFS_ROOT_INO, "g");
+	char v[4096];
+
+	/* Pending: no replicas, no tier, no checksum. */
+	xget_is(a, f, "user.mcfs.replicas", "");
+	cr_assert_eq(xget(a, f, "user.mcfs.tier", v), -ENODATA);
+	cr_assert_eq(xget(a, f, "user.mcfs.checksum", v), -ENODATA);
+	xget_is(a, f, "user.mcfs.lease_ms", "0");
+	publish(a, f, 10, 0xabcd);
+	publish(e, g, 10, 0xdeadbeef);
+	xget_is(a, f, "user.mcfs.replicas", "node-a 127.0.0.1:7422 dram complete\n");
+	xget_is(a, g, "user.mcfs.replicas", "embedded - dram complete\n");
+	xget_is(a, f, "user.mcfs.tier", "dram");
+	xget_is(a, f, "user.mcfs.checksum", "crc32c:0000abcd");
+	xget_is(a, g, "user.mcfs.checksum", "crc32c:deadbeef");
+	/* Read-only. */
+	cr_assert_eq(xset(a, f, "user.mcfs.replicas", "x"), -EPERM);
+	cr_assert_eq(xset(a, f, "user.mcfs.tier", "dram"), -EPERM);
+	cr_assert_eq(xset(a, f, "user.mcfs.checksum", "x"), -EPERM);
+	cr_assert_eq(xset(a, f, "user.mcfs.lease_ms", "1"), -EPERM);
+	cr_assert_eq(xset(a, f, "user.mcfs.soft_pin_ms", "1"), -EPERM);
+	cr_assert_eq(xset(a, MCFS_ROOT_INO, "user.mcfs.locations", "1"), -EPERM);
+	/* Unknown mcfs names. */
+	cr_assert_eq(xget(a, f, "user.mcfs.bogus", v), -ENODATA);
+	cr_assert_eq(xset(a, f, "user.mcfs.bogus", "1"), -EINVAL);
+	cr_assert_eq(xset(a, f, "user.mcfs.", "1"), -EINVAL);
+	/* Names of the other kind. */
+	cr_assert_eq(xget(a, f, "user.mcfs.locations", v), -ENODATA);
+	cr_assert_eq(xget(a, MCFS_ROOT_INO, "user.mcfs.replicas", v), -ENODATA);
+	cr_assert_eq(xget(a, MCFS_ROOT_INO, "user.mcfs.tier", v), -ENODATA);
+	cr_assert_eq(xget(a, MCFS_ROOT_INO, "user.mcfs.lease_ms", v), -ENODATA);
+	/* Never removable. */
+	cr_assert_eq(xremove(a, f, "user.mcfs.replica_num"), -EPERM);
+	cr_assert_eq(xremove(a, f, "user.mcfs.bogus"), -EPERM);
+	cr_assert_eq(xremove(a, MCFS_ROOT_INO, "user.mcfs.locations"), -EPERM);
+}
+
+Test(master, xattr_replica_num)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+	static const char *bad[] = {"0", "9", "x", "", "33", "01", "1\n\n", " 1", "-1", "\n"};
+
+	xget_is(s, f, "user.mcfs.replica_num", "1");
+	cr_assert_eq(xset(s, f, "user.mcfs.replica_num", "8"), 0);
+	xget_is(s, f, "user.mcfs.replica_num", "8");
+	cr_assert_eq(xset(s, f, "user.mcfs.replica_num", "2\n"), 0);
+	xget_is(s, f, "user.mcfs.replica_num", "2");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(xset(s, f, "user.mcfs.replica_num", bad[i]), -EINVAL, "'%s'", bad[i]);
+	xget_is(s, f, "user.mcfs.replica_num", "2");
+	/* mcfs's attributes always exist. */
+	cr_assert_eq(xset_ex(s, f, "user.mcfs.replica_num", "3", 1, MCFS_XATTR_CREATE), -EEXIST);
+	cr_assert_eq(xset_ex(s, f, "user.mcfs.replica_num", "3", 1, MCFS_XATTR_REPLACE), 0);
+	xget_is(s, f, "user.mcfs.replica_num", "3");
+}
+
+Test(master, xattr_soft_pin)
+{
+	struct mcfs_master_conf c;
+
+	mcfs_master_conf_default(&c);
+	c.soft_pin_ttl_ms = 60000;
+	c.max_soft_pin_ttl_ms = 30000; /* the cap wins */
+	teardown();
+	setup_conf(&c);
+
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), f = creat(s, MCFS_ROOT_INO, "f"), g;
+
+	xget_is(s, f, "user.mcfs.soft_pin", "0");
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "0");
+	cr_assert_eq(xset(s, f, "user.mcfs.soft_pin", "2"), -EINVAL);
+	cr_assert_eq(xset(s, f, "user.mcfs.soft_pin", "yes"), -EINVAL);
+	cr_assert_eq(xset(s, f, "user.mcfs.soft_pin", ""), -EINVAL);
+	/* Unpublished: the pin starts at PUT_END. */
+	cr_assert_eq(xset(s, f, "user.mcfs.soft_pin", "1"), 0);
+	xget_is(s, f, "user.mcfs.soft_pin", "1");
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "0");
+	now_ms += 1000;
+	publish(s, f, 1, 0);
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "30000");
+	now_ms += 10000;
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "20000");
+	/* Setting it again starts it again; a new version gets a fresh one. */
+	cr_assert_eq(xset(s, f, "user.mcfs.soft_pin", "1\n"), 0);
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "30000");
+	now_ms += 5000;
+	publish(s, f, 2, 0);
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "30000");
+	now_ms += 30000;
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "0");
+	xget_is(s, f, "user.mcfs.soft_pin", "1");
+	cr_assert_eq(xset(s, f, "user.mcfs.soft_pin", "1"), 0);
+	cr_assert_eq(xset(s, f, "user.mcfs.soft_pin", "0"), 0);
+	xget_is(s, f, "user.mcfs.soft_pin_ms", "0");
+	xget_is(s, f, "user.mcfs.soft_pin", "0");
+	/* Directories: a default, no timer. */
+	cr_assert_eq(xset(s, d, "user.mcfs.soft_pin", "1"), 0);
+	xget_is(s, d, "user.mcfs.soft_pin", "1");
+	cr_assert_eq(xget(s, d, "user.mcfs.soft_pin_ms", NULL), -ENODATA);
+	g = creat(s, d, "g");
+	publish(s, g, 1, 0);
+	xget_is(s, g, "user.mcfs.soft_pin_ms", "30000");
+}
+
+Test(master, xattr_hard_pin)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f");
+
+	xget_is(s, f, "user.mcfs.hard_pin", "0");
+	cr_assert_eq(xset(s, f, "user.mcfs.hard_pin", "1"), 0);
+	xget_is(s, f, "user.mcfs.hard_pin", "1");
+	cr_assert_eq(xset(s, f, "user.mcfs.hard_pin", "0\n"), 0);
+	xget_is(s, f, "user.mcfs.hard_pin", "0");
+	cr_assert_eq(xset(s, f, "user.mcfs.hard_pin", "true"), -EINVAL);
+	cr_assert_eq(xset(s, MCFS_ROOT_INO, "user.mcfs.hard_pin", "1"), 0);
+	xget_is(s, MCFS_ROOT_INO, "user.mcfs.hard_pin", "1");
+}
+
+Test(master, xattr_locations)
+{
+	struct mcfs_master_sess *a = node("node-a", ""), *b = node("node-b", "");
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), e = mkd(a, d, "e"), x = mkd(a, MCFS_ROOT_INO, "x");
+	char name[16];
+
+	xget_is(a, d, "user.mcfs.locations", "");
+	publish(b, creat(b, d, "b1"), 100, 0);
+	publish(a, creat(a, e, "a1"), 1000, 0);
+	publish(a, creat(a, e, "a2"), 2000, 0);
+	publish(a, creat(a, x, "a3"), 5, 0);
+	creat(a, e, "pending");
+	xget_is(a, d, "user.mcfs.locations", "node-a 2 3000\nnode-b 1 100\n");
+	xget_is(a, e, "user.mcfs.locations", "node-a 2 3000\n");
+	xget_is(a, MCFS_ROOT_INO, "user.mcfs.locations", "node-a 3 3005\nnode-b 1 100\n");
+	xget_is(b, x, "user.mcfs.locations", "node-a 1 5\n");
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		mkd(a, e, name);
+	}
+	xget_is(a, d, "user.mcfs.locations", "node-a 2 3000\nnode-b 1 100\n");
+}
+
+Test(master, xattr_user_attributes)
+{
+	struct mcfs_master_sess *s = node("node-a", ""), *o = node("node-b", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f"), d = mkd(s, MCFS_ROOT_INO, "d");
+	struct mcfs_attr before = attr_of(s, f);
+	static char big[MCFS_XATTR_MAX + 1];
+	char v[4096];
+
+	cr_assert_eq(xget(s, f, "user.a", v), -ENODATA);
+	cr_assert_eq(xremove(s, f, "user.a"), -ENODATA);
+	cr_assert_eq(xset(s, f, "user.a", "hello"), 0);
+	xget_is(s, f, "user.a", "hello");
+	cr_assert_geq(attr_of(s, f).ctime_ns, before.ctime_ns);
+	/* Stored values are kept as given, newline included, and may be empty or binary. */
+	cr_assert_eq(xset(s, f, "user.b", "x\n"), 0);
+	xget_is(s, f, "user.b", "x\n");
+	cr_assert_eq(xset(s, f, "user.empty", ""), 0);
+	xget_is(s, f, "user.empty", "");
+	cr_assert_eq(xset_ex(s, f, "user.bin", "\0\1\2", 3, 0), 0);
+	cr_assert_eq(xset_ex(s, f, "user.a", "x", 1, MCFS_XATTR_CREATE), -EEXIST);
+	cr_assert_eq(xset_ex(s, f, "user.new", "x", 1, MCFS_XATTR_REPLACE), -ENODATA);
+	cr_assert_eq(xset_ex(s, f, "user.a", "bye", 3, MCFS_XATTR_REPLACE), 0);
+	xget_is(s, f, "user.a", "bye");
+	cr_assert_eq(xset_ex(s, f, "user.new", "x", 1, MCFS_XATTR_CREATE), 0);
+	/* "user.mcfs" without the dot is an ordinary name. */
+	cr_assert_eq(xset(s, f, "user.mcfs", "ok"), 0);
+	xget_is(s, f, "user.mcfs", "ok");
+	/* Directories have them too. */
+	cr_assert_eq(xset(s, d, "user.dir", "1"), 0);
+	xget_is(s, d, "user.dir", "1");
+	/* Visible from other nodes once published. */
+	publish(s, f, 1, 0);
+	xget_is(o, f, "user.a", "bye");
+	cr_assert_eq(xremove(s, f, "user.a"), 0);
+	cr_assert_eq(xget(s, f, "user.a", v), -ENODATA);
+	cr_assert_eq(xremove(s, f, "user.a"), -ENODATA);
+
+	/* Sizes: one value over 64 KiB is E2BIG, a total over it ENOSPC. */
+	memset(big, 'v', sizeof(big));
+	cr_assert_eq(xset_ex(s, d, "user.big", big, MCFS_XATTR_MAX + 1, 0), -E2BIG);
+	cr_assert_eq(xset_ex(s, d, "user.big", big, MCFS_XATTR_MAX, 0), -ENOSPC);
+	cr_assert_eq(xset_ex(s, d, "user.big", big, MCFS_XATTR_MAX - 100, 0), 0);
+	cr_assert_eq(xset_ex(s, d, "user.more", big, 100, 0), -ENOSPC);
+	/* Replacing counts the new size, not both. */
+	cr_assert_eq(xset_ex(s, d, "user.big", big, MCFS_XATTR_MAX - 120, 0), 0);
+	cr_assert_eq(xremove(s, d, "user.big"), 0);
+	cr_assert_eq(xset_ex(s, d, "user.more", big, 30000, 0), 0);
+	cr_assert_eq(xset_ex(s, d, "user.more2", big, 30000, 0), 0);
+	cr_assert_eq(xset_ex(s, d, "user.more3", big, 30000, 0), -ENOSPC);
+}
+
+Test(master, xattr_symlinks)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	struct mcfs_msg q = M(MCFS_MSG_SYMLINK), r;
+	char v[4096];
+
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("l");
+	q.value = S("t");
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(xset(s, r.attr.ino, "user.a", "1"), -EPERM);
+	cr_assert_eq(xset(s, r.attr.ino, "user.mcfs.replica_num", "1"), -EPERM);
+	cr_assert_eq(xget(s, r.attr.ino, "user.a", v), -ENODATA);
+	cr_assert_eq(xget(s, r.attr.ino, "user.mcfs.replica_num", v), -ENODATA);
+	cr_assert_eq(xremove(s, r.attr.ino, "user.a"), -EPERM);
+	xlist(s, r.attr.ino, v);
+	cr_assert_str_eq(v, "");
+}
+
+Test(master, listxattr)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t f = creat(s, MCFS_ROOT_INO, "f"), d = mkd(s, MCFS_ROOT_INO, "d");
+	char v[4096];
+
+	xlist(s, f, v);
+	cr_assert_str_eq(v, "user.mcfs.replicas,user.mcfs.replica_num,user.mcfs.soft_pin,"
+			    "user.mcfs.soft_pin_ms,user.mcfs.hard_pin,user.mcfs.lease_ms,"
+			    "user.mcfs.tier,user.mcfs.checksum,");
+	xlist(s, d, v);
+	cr_assert_str_eq(v, "user.mcfs.replica_num,user.mcfs.soft_pin,user.mcfs.hard_pin,"
+			    "user.mcfs.locations,");
+	cr_assert_eq(xset(s, f, "user.k1", "v"), 0);
+	cr_assert_eq(xset(s, f, "user.k2", "v"), 0);
+	xlist(s, f, v);
+	cr_assert_str_eq(v, "user.mcfs.replicas,user.mcfs.replica_num,user.mcfs.soft_pin,"
+			    "user.mcfs.soft_pin_ms,user.mcfs.hard_pin,user.mcfs.lease_ms,"
+			    "user.mcfs.tier,user.mcfs.checksum,user.k1,user.k2,");
+}
+
+/* Batches and malformed frames */
+
+static void append(struct mcfs_buf *b, struct mcfs_msg *q, uint64_t id)
+{
+	q->req_id = id;
+	cr_assert_eq(mcfs_msg_encode(q, b), 0);
+}
+
+Test(master, batch)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	struct mcfs_msg q, r, sub, outer = M(MCFS_MSG_BATCH);
+	struct mcfs_buf b, inner;
+	struct mcfs_frame_hdr h;
+	size_t off = 0;
+
+	mcfs_buf_init(&b);
+	mcfs_buf_init(&inner);
+	q = M(MCFS_MSG_MKDIR);
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("d");
+	q.mode = 0755;
+	append(&b, &q, 100);
+	q = M(MCFS_MSG_MKDIR);
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("d"); /* EEXIST */
+	append(&b, &q, 101);
+	q = M(MCFS_MSG_LOOKUP);
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("d");
+	append(&b, &q, 102);
+	/* A BATCH inside a BATCH is refused, not run. */
+	q = M(MCFS_MSG_MKDIR);
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("nested");
+	append(&inner, &q, 1);
+	q = M(MCFS_MSG_BATCH);
+	q.count = 1;
+	q.value.p = inner.data;
+	q.value.len = (uint32_t)inner.len;
+	append(&b, &q, 103);
+	q = M(MCFS_MSG_STATFS);
+	append(&b, &q, 104);
+
+	outer.count = 5;
+	outer.value.p = b.data;
+	outer.value.len = (uint32_t)b.len;
+	cr_assert_eq(call(s, &outer, &r), 0);
+	cr_assert_eq(r.count, 5);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(mcfs_frame_parse(r.value.p + off, r.value.len - off, &h), 0);
+		cr_assert_eq(mcfs_msg_decode_frame(r.value.p + off, MCFS_FRAME_HDR + h.len, &sub),
+			     0);
+		off += MCFS_FRAME_HDR + h.len;
+		cr_assert(sub.resp);
+		cr_assert_eq(sub.req_id, 100 + (uint64_t)i);
+		cr_assert_eq(sub.epoch, 1);
+		switch (i) {
+		case 0:
+			cr_assert_eq(sub.type, MCFS_MSG_MKDIR);
+			cr_assert_eq(sub.status, 0);
+			cr_assert_eq(sub.attr.mode, S_IFDIR | 0755);
+			break;
+		case 1:
+			cr_assert_eq(sub.status, -EEXIST);
+			break;
+		case 2:
+			cr_assert_eq(sub.type, MCFS_MSG_LOOKUP);
+			cr_assert_eq(sub.status, 0);
+			cr_assert_eq(sub.attr.nlink, 2);
+			break;
+		case 3:
+			cr_assert_eq(sub.type, MCFS_MSG_BATCH);
+			cr_assert_eq(sub.status, -EINVAL);
+			break;
+		case 4:
+			cr_assert_eq(sub.type, MCFS_MSG_STATFS);
+			cr_assert_eq(sub.count, 2);
+			break;
+		}
+	}
+	cr_assert_eq(off, r.value.len);
+	cr_assert_eq(lookup(s, MCFS_ROOT_INO, "nested", NULL), -ENOENT);
+	/* An empty batch. */
+	outer.count = 0;
+	outer.value.len = 0;
+	cr_assert_eq(call(s, &outer, &r), 0);
+	cr_assert_eq(r.count, 0);
+	cr_assert_eq(r.value.len, 0);
+	mcfs_buf_fini(&b);
+	mcfs_buf_fini(&inner);
+}
+
+Test(master, batch_of_puts)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	struct mcfs_msg q, r, sub, outer = M(MCFS_MSG_BATCH);
+	struct mcfs_buf b;
+	struct mcfs_frame_hdr h;
+	uint64_t ino[10], put_id[10];
+	size_t off;
+	char name[16];
+
+	mcfs_buf_init(&b);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		ino[i] = creat(s, MCFS_ROOT_INO, name);
+		q = M(MCFS_MSG_PUT_START);
+		q.ino = ino[i];
+		q.size = 4096;
+		append(&b, &q, (uint64_t)i);
+	}
+	outer.count = 10;
+	outer.value.p = b.data;
+	outer.value.len = (uint32_t)b.len;
+	cr_assert_eq(call(s, &outer, &r), 0);
+	off = 0;
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(mcfs_frame_parse(r.value.p + off, r.value.len - off, &h), 0);
+		cr_assert_eq(mcfs_msg_decode_frame(r.value.p + off, MCFS_FRAME_HDR + h.len, &sub),
+			     0);
+		off += MCFS_FRAME_HDR + h.len;
+		cr_assert_eq(sub.status, 0);
+		cr_assert_eq(sub.nrep, 1);
+		put_id[i] = sub.put_id;
+	}
+	b.len = 0;
+	for (int i = 0; i < 10; i++) {
+		q = M(MCFS_MSG_PUT_END);
+		q.put_id = put_id[i];
+		q.size = 100;
+		append(&b, &q, (uint64_t)i);
+	}
+	outer.value.p = b.data;
+	outer.value.len = (uint32_t)b.len;
+	cr_assert_eq(call(s, &outer, &r), 0);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(attr_of(s, ino[i]).size, 100);
+	mcfs_buf_fini(&b);
+}
+
+Test(master, malformed_batches_run_nothing)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	struct mcfs_msg q, r, outer = M(MCFS_MSG_BATCH);
+	struct mcfs_buf b, f;
+
+	mcfs_buf_init(&b);
+	mcfs_buf_init(&f);
+	q = M(MCFS_MSG_MKDIR);
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("d");
+	append(&b, &q, 1);
+	outer.value.p = b.data;
+	outer.value.len = (uint32_t)b.len;
+
+	/* count says more frames than there are, or fewer. */
+	outer.count = 2;
+	append(&f, &outer, 9);
+	cr_assert_lt(handle_raw(s, f.data, f.len, &r), 0);
+	outer.count = 0;
+	f.len = 0;
+	append(&f, &outer, 9);
+	cr_assert_lt(handle_raw(s, f.data, f.len, &r), 0);
+	/* A truncated sub-frame. */
+	outer.count = 1;
+	outer.value.len = (uint32_t)b.len - 1;
+	f.len = 0;
+	append(&f, &outer, 9);
+	cr_assert_lt(handle_raw(s, f.data, f.len, &r), 0);
+	/* A good frame, then a response frame inside. */
+	q.resp = true;
+	q.status = 0;
+	q.req_id = 2;
+	cr_assert_eq(mcfs_msg_encode(&q, &b), 0);
+	outer.count = 2;
+	outer.value.p = b.data;
+	outer.value.len = (uint32_t)b.len;
+	f.len = 0;
+	append(&f, &outer, 9);
+	cr_assert_eq(handle_raw(s, f.data, f.len, &r), -EBADMSG);
+	/* A sub-frame with a bad magic. */
+	b.data[0] ^= 0xff;
+	outer.count = 1;
+	outer.value.len = (uint32_t)b.len;
+	f.len = 0;
+	append(&f, &outer, 9);
+	cr_assert_eq(handle_raw(s, f.data, f.len, &r), -EPROTO);
+	/* The first mkdir never ran. */
+	cr_assert_eq(lookup(s, MCFS_ROOT_INO, "d", NULL), -ENOENT);
+	mcfs_buf_fini(&b);
+	mcfs_buf_fini(&f);
+}
+
+Test(master, malformed_frames)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	struct mcfs_msg q = M(MCFS_MSG_LOOKUP), r;
+	struct mcfs_buf b;
+	uint8_t *copy;
+
+	mcfs_buf_init(&b);
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("x");
+	append(&b, &q, 1);
+	copy = malloc(b.len + 8);
+	/* Truncated: header only, short header, payload cut. */
+	cr_assert_eq(handle_raw(s, b.data, MCFS_FRAME_HDR, &r), -EBADMSG);
+	cr_assert_eq(handle_raw(s, b.data, 10, &r), -EBADMSG);
+	cr_assert_eq(handle_raw(s, b.data, 0, &r), -EBADMSG);
+	cr_assert_eq(handle_raw(s, b.data, b.len - 1, &r), -EBADMSG);
+	/* Trailing bytes after the frame, or inside the payload. */
+	memcpy(copy, b.data, b.len);
+	memset(copy + b.len, 0, 8);
+	cr_assert_eq(handle_raw(s, copy, b.len + 8, &r), -EBADMSG);
+	memcpy(copy, b.data, b.len);
+	copy[8] += 4; /* len says 4 more bytes of payload */
+	memset(copy + b.len, 0, 4);
+	cr_assert_eq(handle_raw(s, copy, b.len + 4, &r), -EBADMSG);
+	/* Oversized length. */
+	memcpy(copy, b.data, b.len);
+	copy[8] = 0xff;
+	copy[9] = 0xff;
+	copy[10] = 0xff;
+	copy[11] = 0x7f;
+	cr_assert_eq(handle_raw(s, copy, b.len, &r), -EMSGSIZE);
+	/* Bad version, bad magic, reserved bits, unknown type. */
+	memcpy(copy, b.data, b.len);
+	copy[4] = 2;
+	cr_assert_eq(handle_raw(s, copy, b.len, &r), -EPROTO);
+	memcpy(copy, b.data, b.len);
+	copy[1] = 'X';
+	cr_assert_eq(handle_raw(s, copy, b.len, &r), -EPROTO);
+	memcpy(copy, b.data, b.len);
+	copy[12] = 1;
+	cr_assert_eq(handle_raw(s, copy, b.len, &r), -EPROTO);
+	memcpy(copy, b.data, b.len);
+	copy[6] = 99;
+	copy[7] = 0;
+	cr_assert_eq(handle_raw(s, copy, b.len, &r), -ENOTSUP);
+	/* A name longer than its limit. */
+	memcpy(copy, b.data, b.len);
+	copy[MCFS_FRAME_HDR + 8] = 0; /* name length: 0x100 */
+	copy[MCFS_FRAME_HDR + 9] = 1;
+	cr_assert_eq(handle_raw(s, copy, b.len, &r), -EBADMSG);
+	/* A response sent as a request. */
+	memcpy(copy, b.data, b.len);
+	copy[5] = MCFS_FRAME_RESP;
+	cr_assert_lt(handle_raw(s, copy, b.len, &r), 0);
+	/* The good frame still works. */
+	cr_assert_eq(handle_raw(s, b.data, b.len, &r), 0);
+	cr_assert_eq(r.status, -ENOENT);
+	free(copy);
+	mcfs_buf_fini(&b);
+}
+
+Test(master, statfs_counts)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t total, free_;
+	uint32_t count;
+
+	mkd(s, MCFS_ROOT_INO, "d");
+	publish(s, creat(s, MCFS_ROOT_INO, "f"), 10000, 0);
+	statfs(s, &total, &free_, &count);
+	cr_assert_eq(total, SEG);
+	cr_assert_eq(free_, SEG - 12288);
+	cr_assert_eq(count, 3);
+}
+
+Test(master, tick_with_nothing_to_do)
+{
+	cr_assert_eq(mcfs_master_tick(m, now_ms), 1000);
+}
+
+/* Decode the i-th sub-response of a BATCH response value. */
+static void batch_sub(const struct mcfs_msg *r, size_t *off, struct mcfs_msg *sub)
+{
+	struct mcfs_frame_hdr h;
+
+	cr_assert_eq(mcfs_frame_parse(r->value.p + *off, r->value.len - *off, &h), 0);
+	cr_assert_eq(mcfs_msg_decode_frame(r->value.p + *off, MCFS_FRAME_HDR + h.len, sub), 0);
+	*off += MCFS_FRAME_HDR + h.len;
+}
+
+Test(master, batch_binds_and_stays_under_the_frame_limit, .timeout = 60)
+{
+	struct mcfs_master_sess *s = sess();
+	struct mcfs_msg q, r, sub, outer = M(MCFS_MSG_BATCH);
+	struct mcfs_buf b;
+	uint64_t d;
+	char name[256];
+	size_t off = 0;
+	int ok = 0, big = 0;
+
+	/* HELLO first in a batch: what follows runs as that node. */
+	mcfs_buf_init(&b);
+	q = M(MCFS_MSG_HELLO);
+	q.proto = MCFS_PROTO_VERSION;
+	q.name = S("node-a");
+	q.size = SEG;
+	append(&b, &q, 1);
+	q = M(MCFS_MSG_MKDIR);
+	q.ino = MCFS_ROOT_INO;
+	q.name = S("d");
+	append(&b, &q, 2);
+	outer.count = 2;
+	outer.value.p = b.data;
+	outer.value.len = (uint32_t)b.len;
+	cr_assert_eq(call(s, &outer, &r), 0);
+	batch_sub(&r, &off, &sub);
+	cr_assert_eq(sub.status, 0);
+	cr_assert_eq(sub.node_id, 1);
+	batch_sub(&r, &off, &sub);
+	cr_assert_eq(sub.status, 0);
+	d = sub.attr.ino;
+
+	/* Twenty listings of about 1 MiB each cannot all fit in one frame. */
+	memset(name, 'x', 255);
+	name[255] = '\0';
+	for (int i = 0; i < 3500; i++) {
+		int n = snprintf(name, sizeof(name), "e%d", i);
+
+		name[n] = 'x';
+		creat(s, d, name);
+	}
+	b.len = 0;
+	for (int i = 0; i < 20; i++) {
+		q = M(MCFS_MSG_READDIR);
+		q.ino = d;
+		q.count = 4000;
+		append(&b, &q, (uint64_t)i);
+	}
+	outer.count = 20;
+	outer.value.p = b.data;
+	outer.value.len = (uint32_t)b.len;
+	cr_assert_eq(call(s, &outer, &r), 0);
+	cr_assert_lt(r.value.len, MCFS_FRAME_MAX);
+	off = 0;
+	for (int i = 0; i < 20; i++) {
+		batch_sub(&r, &off, &sub);
+		cr_assert_eq(sub.req_id, (uint64_t)i);
+		if (sub.status == 0) {
+			cr_assert_eq(big, 0, "a listing ran after one was refused");
+			cr_assert_gt(sub.count, 2500);
+			ok++;
+		} else {
+			cr_assert_eq(sub.status, -EMSGSIZE);
+			big++;
+		}
+	}
+	cr_assert_geq(ok, 12);
+	cr_assert_geq(big, 1);
+	mcfs_buf_fini(&b);
+}
