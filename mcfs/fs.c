@@ -50,6 +50,8 @@ struct mcfs_ino {
 	uint32_t nopen;
 	struct mcfs_fh *writer; /* the last write handle opened, while open */
 	struct mcfs_attr attr;	/* as of the last open, for fstat after unlink */
+	uint64_t parent;	/* where the last lookup found it, */
+	char *name;		/* to reopen a name that was replaced meanwhile */
 	UT_hash_handle hh;
 };
 
@@ -150,6 +152,7 @@ static void ino_trim(struct mcfs_node *n)
 	{
 		if (!in->nopen) {
 			HASH_DEL(n->inodes, in);
+			free(in->name);
 			free(in);
 		}
 	}
@@ -168,6 +171,18 @@ static struct mcfs_ino *ino_get(struct mcfs_node *n, uint64_t ino)
 	in->ino = ino;
 	HASH_ADD(hh, n->inodes, ino, sizeof(in->ino), in);
 	return in;
+}
+
+/* Remember where a file was found, for fh_load()'s retry by name. */
+static void ino_remember_name(struct mcfs_node *n, uint64_t ino, uint64_t parent, const char *name)
+{
+	struct mcfs_ino *in = ino_get(n, ino);
+
+	if (!in || (in->name && in->parent == parent && !strcmp(in->name, name)))
+		return;
+	free(in->name);
+	in->name = strdup(name);
+	in->parent = parent;
 }
 
 /* The size this node shows for ino: a local writer's staged length counts. */
@@ -273,6 +288,8 @@ static void mcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 		fuse_reply_entry(req, &e);
 	} else {
+		if (!ret && S_ISREG(c.resp.attr.mode))
+			ino_remember_name(node_of(req), c.resp.attr.ino, parent, name);
 		reply_entry_from(req, &c, ret);
 	}
 	call_fini(&c);
@@ -372,14 +389,40 @@ static int fh_set_version(struct mcfs_fh *fh, const struct mcfs_msg *m)
 /* Load the current version of fh->ino as the handle's base (GET, with a lease). */
 static int fh_load(struct mcfs_fh *fh)
 {
+	struct mcfs_ino *in = fh->in;
 	struct call c;
 	int ret;
 
 	call_init(&c, MCFS_MSG_GET);
 	c.req.ino = fh->ino;
 	ret = call_run(fh->n, &c);
-	if (!ret)
+	/*
+	 * Replaced (rename over it) between the kernel's lookup and this open:
+	 * open what the name holds now, as a lookup a moment later would have.
+	 * The handle reads the new inode; the kernel's inode keeps its number.
+	 */
+	for (int tries = 0; ret == -ENOENT && !fh->write && in->name && tries < 8; tries++) {
+		call_fini(&c);
+		call_init(&c, MCFS_MSG_LOOKUP);
+		c.req.ino = in->parent;
+		c.req.name = blob_str(in->name);
+		ret = call_run(fh->n, &c);
+		if (ret)
+			break;
+		if (!S_ISREG(c.resp.attr.mode)) {
+			ret = -ENOENT;
+			break;
+		}
+		fh->ino = c.resp.attr.ino;
+		call_fini(&c);
+		call_init(&c, MCFS_MSG_GET);
+		c.req.ino = fh->ino;
+		ret = call_run(fh->n, &c);
+	}
+	if (!ret) {
 		ret = fh_set_version(fh, &c.resp);
+		in->attr.ino = in->ino;
+	}
 	call_fini(&c);
 	return ret;
 }
@@ -1513,6 +1556,7 @@ void mcfs_fs_fini(struct mcfs_node *n)
 	HASH_ITER(hh, n->inodes, in, tmp)
 	{
 		HASH_DEL(n->inodes, in);
+		free(in->name);
 		free(in);
 	}
 }

@@ -242,8 +242,9 @@ static bool on_node(const struct mcfs_obj *obj, uint64_t node_id)
 }
 
 /*
- * A node leaves: its puts end, and every object held only by it leaves the
- * namespace with the files it was created for that it never published.
+ * A node leaves: its puts end, its retired objects go, and so does every file
+ * whose object lives only on it or that it created and never published.
+ * Their space goes with its allocator.
  */
 static void node_remove(struct mcfs_master *m, struct mcfs_node *n, int64_t now_ns)
 {

@@ -169,7 +169,6 @@ struct mcfs_inode *mcfs_ns_lookup(const struct mcfs_ns *ns, const struct mcfs_in
 static void link_in(struct mcfs_ns *ns, struct mcfs_inode *in)
 {
 	struct mcfs_inode *dir = in->parent;
-	int ret;
 
 	in->prev = dir->u.dir.tail;
 	in->next = NULL;
@@ -180,11 +179,13 @@ static void link_in(struct mcfs_ns *ns, struct mcfs_inode *in)
 	dir->u.dir.tail = in;
 	if (S_ISDIR(in->mode))
 		dir->u.dir.nsubdirs++;
-	/* Room was reserved by the caller, so these cannot fail. */
-	ret = mcfs_ptab_insert(&ns->by_name, in);
-	if (!ret && in->seq != in->ino)
-		ret = mcfs_ptab_insert(&ns->by_seq, in);
-	(void)ret;
+	/*
+	 * These cannot fail: the caller reserved room, or took the inode out of
+	 * the same table just before.
+	 */
+	(void)mcfs_ptab_insert(&ns->by_name, in);
+	if (in->seq != in->ino)
+		(void)mcfs_ptab_insert(&ns->by_seq, in);
 }
 
 /* Take in out of its directory and the name and cookie tables (not the inode table). */
