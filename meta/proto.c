@@ -51,7 +51,7 @@ struct schema {
 
 static const struct schema schemas[] = {
     [MCFS_MSG_HELLO] = {"HELLO", S(F_PROTO, F_NAME, F_NAME2, F_SIZE, F_FLAGS),
-			S(F_NODE_ID, F_PROTO)},
+			S(F_NODE_ID, F_PROTO, F_VALUE)},
     [MCFS_MSG_HEARTBEAT] = {"HEARTBEAT", S(F_NODE_ID), NONE},
     [MCFS_MSG_BYE] = {"BYE", S(F_NODE_ID), NONE},
     [MCFS_MSG_STATFS] = {"STATFS", NONE, S(F_TOTAL, F_FREE, F_COUNT)},
@@ -76,7 +76,11 @@ static const struct schema schemas[] = {
     [MCFS_MSG_PUT_END] = {"PUT_END", S(F_PUT_ID, F_SIZE, F_CRC), S(F_ATTR)},
     [MCFS_MSG_PUT_REVOKE] = {"PUT_REVOKE", S(F_PUT_ID), NONE},
     [MCFS_MSG_GET] = {"GET", S(F_INO), S(F_ATTR, F_CRC, F_LEASE_MS, F_REPLICAS)},
-    [MCFS_MSG_LEASE] = {"LEASE", S(F_INO, F_VERSION), S(F_LEASE_MS)},
+    [MCFS_MSG_LEASE] = {"LEASE", S(F_INO, F_VERSION), S(F_LEASE_MS, F_REPLICAS)},
+    [MCFS_MSG_PUT_PLACE] = {"PUT_PLACE", S(F_PUT_ID, F_SIZE), S(F_REPLICAS)},
+    [MCFS_MSG_REPL_START] = {"REPL_START", S(F_INO, F_VERSION, F_COUNT), S(F_PUT_ID, F_REPLICAS)},
+    [MCFS_MSG_REPL_END] = {"REPL_END", S(F_PUT_ID), NONE},
+    [MCFS_MSG_SOLE_LIST] = {"SOLE_LIST", S(F_COOKIE, F_COUNT), S(F_COUNT, F_FLAGS, F_VALUE)},
     [MCFS_MSG_BATCH] = {"BATCH", S(F_COUNT, F_VALUE), S(F_COUNT, F_VALUE)},
 };
 
@@ -247,10 +251,13 @@ static int encode_fields(const uint8_t *f, const struct mcfs_msg *m, struct mcfs
 				mcfs_buf_put_u32(b, rp->seg_id);
 				mcfs_buf_put_u8(b, rp->tier);
 				mcfs_buf_put_u8(b, rp->state);
-				mcfs_buf_put_u16(b, 0);
+				mcfs_buf_put_u8(b, rp->access);
+				mcfs_buf_put_u8(b, 0);
 				mcfs_buf_put_u64(b, rp->offset);
 				mcfs_buf_put_u64(b, rp->len);
 				mcfs_buf_put_u64(b, rp->rkey);
+				mcfs_buf_put_u64(b, rp->expiry_ms);
+				mcfs_buf_put_u64(b, rp->mac);
 				put_blob(b, rp->addr);
 			}
 			break;
@@ -354,10 +361,13 @@ static void decode_fields(const uint8_t *f, struct mcfs_rd *r, struct mcfs_msg *
 				rp->seg_id = mcfs_rd_u32(r);
 				rp->tier = mcfs_rd_u8(r);
 				rp->state = mcfs_rd_u8(r);
-				(void)mcfs_rd_u16(r);
+				rp->access = mcfs_rd_u8(r);
+				(void)mcfs_rd_u8(r);
 				rp->offset = mcfs_rd_u64(r);
 				rp->len = mcfs_rd_u64(r);
 				rp->rkey = mcfs_rd_u64(r);
+				rp->expiry_ms = mcfs_rd_u64(r);
+				rp->mac = mcfs_rd_u64(r);
 				rp->addr = get_blob(r, MCFS_NAME_MAX);
 			}
 			break;
@@ -454,4 +464,23 @@ int mcfs_dirent_next(struct mcfs_rd *r, struct mcfs_dirent *d)
 	if (r->err || d->name.len == 0)
 		return -EBADMSG;
 	return 1;
+}
+
+void mcfs_sole_put(struct mcfs_buf *b, const struct mcfs_sole *e)
+{
+	mcfs_buf_put_u64(b, e->cookie);
+	mcfs_buf_put_u64(b, e->ino);
+	mcfs_buf_put_u64(b, e->version);
+	mcfs_buf_put_u64(b, e->size);
+}
+
+int mcfs_sole_next(struct mcfs_rd *r, struct mcfs_sole *e)
+{
+	if (!mcfs_rd_left(r))
+		return 0;
+	e->cookie = mcfs_rd_u64(r);
+	e->ino = mcfs_rd_u64(r);
+	e->version = mcfs_rd_u64(r);
+	e->size = mcfs_rd_u64(r);
+	return r->err ? -EBADMSG : 1;
 }

@@ -60,7 +60,11 @@ enum mcfs_msg_type {
 	MCFS_MSG_PUT_END = 32,	  /* publish: size, crc32c -> attr */
 	MCFS_MSG_PUT_REVOKE = 33, /* abandon a put, free its space */
 	MCFS_MSG_GET = 34,	  /* ino -> attr, replicas, read lease */
-	MCFS_MSG_LEASE = 35,	  /* renew the read lease on (ino, version) */
+	MCFS_MSG_LEASE = 35,	  /* renew the read lease on (ino, version), fresh grants */
+	MCFS_MSG_PUT_PLACE = 36,  /* final size known: place the other replicas of a put */
+	MCFS_MSG_REPL_START = 37, /* add replicas to a published version (replica_num raised) */
+	MCFS_MSG_REPL_END = 38,	  /* the added replicas are written: make them complete */
+	MCFS_MSG_SOLE_LIST = 39,  /* objects whose only complete replica is on the caller */
 	MCFS_MSG_BATCH = 40,	  /* several requests in one frame, answered in order */
 };
 
@@ -118,15 +122,21 @@ struct mcfs_attr {
  * One replica of an object: a contiguous range of one node's segment. rkey
  * is the RDMA remote key of that segment (0 over TCP); addr is the node's
  * segment server "HOST:PORT" (empty for the embedded, local-only node).
+ * access, expiry_ms and mac form the grant (transport/grant.h) that lets the
+ * receiver read (GET, LEASE) or write (PUT_PLACE, REPL_START) exactly this
+ * range through that node's segment server until expiry_ms.
  */
 struct mcfs_replica {
 	uint64_t node_id;
 	uint32_t seg_id;
-	uint8_t tier;  /* MCFS_TIER_* */
-	uint8_t state; /* MCFS_REP_* */
+	uint8_t tier;	/* MCFS_TIER_* */
+	uint8_t state;	/* MCFS_REP_* */
+	uint8_t access; /* MCFS_GRANT_READ / MCFS_GRANT_WRITE, 0 without a grant */
 	uint64_t offset;
 	uint64_t len;
 	uint64_t rkey;
+	uint64_t expiry_ms; /* grant deadline, wall-clock ms */
+	uint64_t mac;	    /* grant MAC */
 	struct mcfs_blob addr;
 };
 
@@ -202,6 +212,22 @@ void mcfs_dirent_put(struct mcfs_buf *b, uint64_t cookie, const char *name, size
 		     const struct mcfs_attr *attr);
 /* Next entry from r: 1 with *d filled, 0 at the end, -EBADMSG on a malformed entry. */
 int mcfs_dirent_next(struct mcfs_rd *r, struct mcfs_dirent *d);
+
+/*
+ * SOLE_LIST entry lists (the value of a SOLE_LIST response): per entry
+ * u64 cookie, u64 ino, u64 version, u64 size. A node leaving cleanly copies
+ * these elsewhere (REPL_START/REPL_END) before BYE.
+ */
+struct mcfs_sole {
+	uint64_t cookie;
+	uint64_t ino;
+	uint64_t version;
+	uint64_t size;
+};
+
+void mcfs_sole_put(struct mcfs_buf *b, const struct mcfs_sole *e);
+/* Next entry from r: 1 with *e filled, 0 at the end, -EBADMSG on a truncated entry. */
+int mcfs_sole_next(struct mcfs_rd *r, struct mcfs_sole *e);
 
 /* Wire form of an attr (fixed size) for other codecs. */
 #define MCFS_ATTR_WIRE 72
