@@ -55,7 +55,8 @@ enum mcfs_msg_type {
 	MCFS_MSG_GETXATTR = 22,
 	MCFS_MSG_LISTXATTR = 23,
 	MCFS_MSG_REMOVEXATTR = 24,
-	MCFS_MSG_PUT_START = 30,  /* reserve staging space for a new version of ino */
+	MCFS_MSG_PUT_START =
+	    30, /* reserve staging space for a new version of ino (+ its replica_num) */
 	MCFS_MSG_PUT_GROW = 31,	  /* grow the staging range in place, or -EAGAIN */
 	MCFS_MSG_PUT_END = 32,	  /* publish: size, crc32c -> attr */
 	MCFS_MSG_PUT_REVOKE = 33, /* abandon a put, free its space */
