@@ -85,9 +85,24 @@ struct mcfs_fh {
 	struct mcfs_fh *prev, *next; /* n->leased, protected by n->lock */
 	bool leased;
 
+	/* The base version's replicas when none is local: fetched whole on first use. */
+	struct mcfs_remote *remote;
+	uint32_t repnum; /* the file's replica_num, as PUT_START reported it */
+
 	/* Where create() made the file: a new file that fails is removed again. */
 	uint64_t parent;
 	char *name;
+};
+
+/* Replicas of a version held elsewhere, with the grants to read them. */
+struct mcfs_remote {
+	uint32_t nrep;
+	uint32_t cur; /* the replica that answered last: tried first */
+	struct {
+		struct mcfs_grant g;
+		char addr[MCFS_NAME_MAX + 1];
+	} rep[MCFS_MAX_REPLICAS];
+	uint8_t *buf; /* the whole object once fetched (heap), else NULL */
 };
 
 struct mcfs_dirh {
@@ -354,11 +369,55 @@ static void lease_del(struct mcfs_fh *fh)
 }
 
 /* Point fh at the local replica described by a GET or PUT_END answer. */
+static void grant_from(struct mcfs_grant *g, const struct mcfs_replica *r)
+{
+	g->node_id = r->node_id;
+	g->seg_id = r->seg_id;
+	g->access = r->access;
+	g->offset = r->offset;
+	g->len = r->len;
+	g->expiry_ms = r->expiry_ms;
+	g->mac = r->mac;
+}
+
+static void blob_cpy(char *dst, size_t dstsz, const struct mcfs_blob *b)
+{
+	size_t len = b->len < dstsz - 1 ? b->len : dstsz - 1;
+
+	memcpy(dst, b->p, len);
+	dst[len] = 0;
+}
+
+/* Keep the complete replicas of a GET/LEASE answer that a peer can serve. */
+static void remote_set(struct mcfs_remote *rm, const struct mcfs_msg *m)
+{
+	rm->nrep = 0;
+	rm->cur = 0;
+	for (uint32_t i = 0; i < m->nrep; i++) {
+		const struct mcfs_replica *r = &m->rep[i];
+
+		if (r->state != MCFS_REP_COMPLETE || !r->addr.len || r->len < m->attr.size)
+			continue;
+		grant_from(&rm->rep[rm->nrep].g, r);
+		blob_cpy(rm->rep[rm->nrep].addr, sizeof(rm->rep[0].addr), &r->addr);
+		rm->nrep++;
+	}
+}
+
+static void remote_free(struct mcfs_remote *rm)
+{
+	if (!rm)
+		return;
+	free(rm->buf);
+	free(rm);
+}
+
 static int fh_set_version(struct mcfs_fh *fh, const struct mcfs_msg *m)
 {
 	struct mcfs_node *n = fh->n;
 	uint64_t size = m->attr.size;
 	const uint8_t *data = NULL;
+	struct mcfs_remote *remote = NULL;
 
 	if (size) {
 		for (uint32_t i = 0; i < m->nrep && !data; i++) {
@@ -369,16 +428,24 @@ static int fh_set_version(struct mcfs_fh *fh, const struct mcfs_msg *m)
 				data = mcfs_seg_ptr(n->seg, r->offset, size);
 		}
 		if (!data) {
-			mcfs_err("inode %" PRIu64 " version %" PRIu64
-				 " has no usable local replica",
-				 fh->ino, m->attr.version);
-			return -EIO;
+			remote = calloc(1, sizeof(*remote));
+			if (!remote)
+				return -ENOMEM;
+			remote_set(remote, m);
+			if (!remote->nrep) {
+				free(remote);
+				mcfs_err("inode %" PRIu64 " version %" PRIu64 " has no replica",
+					 fh->ino, m->attr.version);
+				return -EIO;
+			}
 		}
 	}
 	if (m->lease_ms && !n->lease_ms)
 		n->lease_ms = m->lease_ms;
 	fh->in->attr = m->attr;
 	lease_del(fh);
+	remote_free(fh->remote);
+	fh->remote = remote;
 	fh->version = m->attr.version;
 	fh->size = size;
 	fh->data = data;
@@ -427,6 +494,75 @@ static int fh_load(struct mcfs_fh *fh)
 	return ret;
 }
 
+/* Fresh read grants for the handle's version (they last as long as the lease). */
+static int remote_refresh(struct mcfs_fh *fh)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_LEASE);
+	c.req.ino = fh->ino;
+	c.req.version = fh->version;
+	ret = call_run(fh->n, &c);
+	if (!ret) {
+		c.resp.attr.size = fh->size; /* LEASE carries no attr */
+		remote_set(fh->remote, &c.resp);
+	}
+	call_fini(&c);
+	return ret;
+}
+
+/*
+ * Fetch the whole base version from a peer into memory: from the replica
+ * that answered last, else the next one; EIO only when none answers. A
+ * refused grant (expired) is renewed once.
+ */
+static int fh_fetch(struct mcfs_fh *fh)
+{
+	struct mcfs_remote *rm = fh->remote;
+	bool refreshed = false;
+	int ret = -EIO;
+
+	if (!rm->buf) {
+		rm->buf = malloc(fh->size);
+		if (!rm->buf)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < rm->nrep; i++) {
+		uint32_t k = (rm->cur + i) % rm->nrep;
+
+		ret = mcfs_xport_read(fh->n->xc, rm->rep[k].addr, &rm->rep[k].g,
+				      rm->rep[k].g.offset, rm->buf, fh->size);
+		if ((ret == -EACCES || ret == -ETIMEDOUT) && !refreshed) {
+			refreshed = true;
+			if (!remote_refresh(fh) && rm->nrep) {
+				i = UINT32_MAX; /* start over with fresh grants */
+				continue;
+			}
+		}
+		if (!ret) {
+			rm->cur = k;
+			fh->data = rm->buf;
+			return 0;
+		}
+		mcfs_warn("inode %" PRIu64 ": replica at %s failed (%s), trying the next", fh->ino,
+			  rm->rep[k].addr, strerror(-ret));
+	}
+	mcfs_err("inode %" PRIu64 " version %" PRIu64 ": no replica answered", fh->ino,
+		 fh->version);
+	return -EIO;
+}
+
+/* The base version's bytes in memory: local replica, or fetched. */
+static int fh_base(struct mcfs_fh *fh)
+{
+	if (fh->data || !fh->size || fh->base_dropped)
+		return 0;
+	if (!fh->remote)
+		return -EIO;
+	return fh_fetch(fh);
+}
+
 static int stage_ptr(struct mcfs_fh *fh, const struct mcfs_msg *m, uint8_t **out, uint64_t *cap)
 {
 	struct mcfs_node *n = fh->n;
@@ -455,6 +591,7 @@ static int put_start(struct mcfs_fh *fh, uint64_t cap, uint64_t *put_id, uint8_t
 		*put_id = c.resp.put_id;
 		*stage = NULL;
 		*got = 0;
+		fh->repnum = c.resp.count;
 		if (cap)
 			ret = stage_ptr(fh, &c.resp, stage, got);
 	}
@@ -509,7 +646,11 @@ static int stage_orphan(struct mcfs_fh *fh, uint64_t cap)
 	uint8_t *heap;
 
 	if (!fh->orphan) {
-		const uint8_t *src = fh->staged ? fh->stage : fh->data;
+		const uint8_t *src;
+
+		if (!fh->staged && fh_base(fh))
+			fh->base_dropped = true; /* unreachable now, and nobody will see it */
+		src = fh->staged ? fh->stage : fh->data;
 		uint64_t keep = fh->staged ? fh->len : (fh->base_dropped ? 0 : fh->size);
 
 		heap = malloc(cap > keep ? cap : keep);
@@ -552,6 +693,9 @@ static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
 	if (!fh->staged) {
 		uint64_t keep = fh->base_dropped ? 0 : fh->size;
 
+		ret = fh_base(fh);
+		if (ret)
+			return stage_fail(fh, ret);
 		cap = need > keep ? need : keep;
 		if (cap && cap < MIN_STAGE)
 			cap = MIN_STAGE;
@@ -644,6 +788,60 @@ static int reapply_times(struct mcfs_fh *fh)
 }
 
 /*
+ * Write src to every replica in m->rep[from..] that is not the local staging:
+ * a memcpy for our own segment, a one-sided write for a peer's.
+ */
+static int copy_to_replicas(struct mcfs_node *n, const uint8_t *src, uint64_t len,
+			    const struct mcfs_msg *m, uint32_t from)
+{
+	char addr[MCFS_NAME_MAX + 1];
+	struct mcfs_grant g;
+	int ret;
+
+	for (uint32_t i = from; i < m->nrep; i++) {
+		const struct mcfs_replica *r = &m->rep[i];
+
+		if (r->len < len)
+			return -EIO;
+		if (r->node_id == n->node_id) {
+			uint8_t *dst = n->seg ? mcfs_seg_ptr(n->seg, r->offset, len) : NULL;
+
+			if (!dst)
+				return -EIO;
+			if (dst != src && len)
+				memcpy(dst, src, len);
+			continue;
+		}
+		if (!len)
+			continue;
+		grant_from(&g, r);
+		blob_cpy(addr, sizeof(addr), &r->addr);
+		ret = mcfs_xport_write(n->xc, addr, &g, r->offset, src, len);
+		if (ret) {
+			mcfs_err("writing a replica to %s failed: %s", addr, strerror(-ret));
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* The final size is known: have the master place the other replicas and fill them. */
+static int put_place(struct mcfs_fh *fh)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_PUT_PLACE);
+	c.req.put_id = fh->put_id;
+	c.req.size = fh->len;
+	ret = call_run(fh->n, &c);
+	if (!ret)
+		ret = copy_to_replicas(fh->n, fh->stage, fh->len, &c.resp, 0);
+	call_fini(&c);
+	return ret;
+}
+
+/*
  * Publish what the handle staged: PUT_END with its crc32c. The staged range
  * becomes the new version's local replica, and the handle's base.
  */
@@ -665,6 +863,11 @@ static int fh_publish(struct mcfs_fh *fh)
 	if (fh->orphan) {
 		fh->dirty = false; /* nobody can see it any more: nothing to publish */
 		return 0;
+	}
+	if (fh->repnum > 1) {
+		ret = put_place(fh);
+		if (ret)
+			return stage_fail(fh, ret);
 	}
 	call_init(&c, MCFS_MSG_PUT_END);
 	c.req.put_id = fh->put_id;
@@ -748,6 +951,7 @@ static void fh_free(struct mcfs_fh *fh)
 	if (in->writer == fh)
 		in->writer = NULL;
 	in->nopen--;
+	remote_free(fh->remote);
 	free(fh->name);
 	free(fh);
 }
@@ -928,6 +1132,15 @@ static void mcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 		data = w->staged ? w->stage : NULL;
 		len = w->staged ? w->len : 0;
+	}
+	if (!data && len && !fh->staged && fh->remote) {
+		int ret = fh_fetch(fh);
+
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		data = fh->data;
 	}
 	if (off < 0 || (uint64_t)off >= len || !data) {
 		fuse_reply_buf(req, NULL, 0);
@@ -1465,10 +1678,153 @@ static void reply_xattr_value(fuse_req_t req, size_t size, const struct mcfs_blo
 		fuse_reply_buf(req, (const char *)v->p, v->len);
 }
 
+/*
+ * Copy version m of an object (a GET answer) to `count` more nodes: the
+ * master picks them (REPL_START), we fill them from our replica or a
+ * peer's, and REPL_END makes them complete.
+ */
+static int add_replicas(struct mcfs_node *n, const struct mcfs_msg *m, uint32_t count)
+{
+	struct mcfs_fh tmp = {.n = n, .ino = m->attr.ino};
+	struct mcfs_ino in = {0};
+	const uint8_t *src = NULL;
+	struct call c;
+	int ret;
+
+	/* A throwaway handle finds the bytes: our segment, else a peer's. */
+	tmp.in = &in;
+	tmp.size = m->attr.size;
+	tmp.version = m->attr.version;
+	for (uint32_t i = 0; i < m->nrep && !src; i++)
+		if (m->rep[i].node_id == n->node_id && n->seg)
+			src = mcfs_seg_ptr(n->seg, m->rep[i].offset, tmp.size);
+	if (!src && tmp.size) {
+		tmp.remote = calloc(1, sizeof(*tmp.remote));
+		if (!tmp.remote)
+			return -ENOMEM;
+		remote_set(tmp.remote, m);
+		ret = fh_fetch(&tmp);
+		if (ret)
+			goto out_free;
+		src = tmp.data;
+	}
+	call_init(&c, MCFS_MSG_REPL_START);
+	c.req.ino = m->attr.ino;
+	c.req.version = m->attr.version;
+	c.req.count = count;
+	ret = call_run(n, &c);
+	if (!ret) {
+		uint64_t id = c.resp.put_id;
+
+		ret = copy_to_replicas(n, src, tmp.size, &c.resp, 0);
+		call_fini(&c);
+		call_init(&c, ret ? MCFS_MSG_PUT_REVOKE : MCFS_MSG_REPL_END);
+		c.req.put_id = id;
+		if (!ret)
+			ret = call_run(n, &c);
+		else
+			call_run(n, &c);
+	}
+	call_fini(&c);
+out_free:
+	remote_free(tmp.remote);
+	return ret;
+}
+
+/* After replica_num was raised on a published file: bring it up to the new count. */
+static void replicate(struct mcfs_node *n, uint64_t ino)
+{
+	struct call c;
+	uint32_t have = 0, want;
+	char val[16];
+	int ret;
+
+	call_init(&c, MCFS_MSG_GETXATTR);
+	c.req.ino = ino;
+	c.req.name = blob_str("user.mcfs.replica_num");
+	ret = call_run(n, &c);
+	if (ret || c.resp.value.len >= sizeof(val)) {
+		call_fini(&c);
+		return;
+	}
+	blob_cpy(val, sizeof(val), &c.resp.value);
+	want = (uint32_t)strtoul(val, NULL, 10);
+	call_fini(&c);
+	call_init(&c, MCFS_MSG_GET);
+	c.req.ino = ino;
+	ret = call_run(n, &c);
+	if (!ret && S_ISREG(c.resp.attr.mode) && c.resp.attr.version) {
+		for (uint32_t i = 0; i < c.resp.nrep; i++)
+			have += c.resp.rep[i].state == MCFS_REP_COMPLETE;
+		if (want > have) {
+			ret = add_replicas(n, &c.resp, want - have);
+			if (ret)
+				mcfs_warn("inode %" PRIu64 ": could not add replicas: %s", ino,
+					  strerror(-ret));
+		}
+	}
+	call_fini(&c);
+}
+
+unsigned mcfs_fs_drain(struct mcfs_node *n)
+{
+	struct mcfs_buf page;
+	uint64_t cookie = 0;
+	unsigned lost = 0, moved = 0;
+	bool eof = false;
+
+	mcfs_buf_init(&page);
+	while (!eof) {
+		struct mcfs_sole e;
+		struct mcfs_rd rd;
+		struct call c;
+		int ret;
+
+		call_init(&c, MCFS_MSG_SOLE_LIST);
+		c.req.cookie = cookie;
+		c.req.count = 256;
+		ret = call_run(n, &c);
+		if (ret) {
+			call_fini(&c);
+			mcfs_warn("cannot list the objects only this node holds: %s",
+				  strerror(-ret));
+			break;
+		}
+		eof = c.resp.flags & MCFS_READDIR_EOF;
+		page.len = 0;
+		mcfs_buf_put(&page, c.resp.value.p, c.resp.value.len);
+		call_fini(&c);
+		mcfs_rd_init(&rd, page.data, page.len);
+		if (!page.len && !eof)
+			break; /* an empty page that is not the end: do not spin */
+		while ((ret = mcfs_sole_next(&rd, &e)) > 0) {
+			cookie = e.cookie;
+			call_init(&c, MCFS_MSG_GET);
+			c.req.ino = e.ino;
+			ret = call_run(n, &c);
+			if (!ret && c.resp.attr.version == e.version)
+				ret = add_replicas(n, &c.resp, 1);
+			call_fini(&c);
+			if (ret && ret != -ENOENT)
+				lost++;
+			else if (!ret)
+				moved++;
+		}
+		if (ret < 0 || page.oom)
+			break;
+	}
+	mcfs_buf_fini(&page);
+	if (moved || lost)
+		mcfs_info("leaving: moved %u objects to other nodes, %u could not be moved", moved,
+			  lost);
+	return lost;
+}
+
 static void mcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			  size_t size, int flags)
 {
 	struct call c;
+	int ret;
 
 	if (xattr_foreign(name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
@@ -1489,7 +1845,11 @@ static void mcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, cons
 	c.req.value.len = (uint32_t)size;
 	c.req.flags = (flags & XATTR_CREATE ? MCFS_XATTR_CREATE : 0) |
 		      (flags & XATTR_REPLACE ? MCFS_XATTR_REPLACE : 0);
-	simple_call(req, &c);
+	ret = call_run(node_of(req), &c);
+	call_fini(&c);
+	if (!ret && !strcmp(name, "user.mcfs.replica_num"))
+		replicate(node_of(req), ino);
+	fuse_reply_err(req, -ret);
 }
 
 static void mcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1624,14 +1984,19 @@ static void *lease_main(void *arg)
 			renew_leases(n);
 			last_renew = mcfs_now_ms();
 		}
-		if (n->conf->master && mcfs_now_ms() - last_hb >= 1000) {
+		if (mcfs_now_ms() - last_hb >= 1000) {
 			struct call c;
+
+			int ret;
 
 			call_init(&c, MCFS_MSG_HEARTBEAT);
 			c.req.node_id = n->node_id;
-			if (call_run(n, &c))
-				mcfs_warn("heartbeat to the master failed");
+			ret = call_run(n, &c);
 			call_fini(&c);
+			if (ret == -EIO)
+				mcfs_warn("heartbeat to the master failed");
+			else if (ret && n->rejoin)
+				n->rejoin(n); /* dropped while unreachable: join again */
 			last_hb = mcfs_now_ms();
 		}
 		pthread_mutex_lock(&n->lock);

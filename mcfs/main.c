@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "common/conf.h"
@@ -177,12 +178,115 @@ static void conf_free(struct mcfs_node_conf *c)
 	}
 }
 
+/* The transport, and the segment server when peers need one. */
+static int open_transport(struct mcfs_node *n)
+{
+	struct mcfs_node_conf *c = n->conf;
+	struct mcfs_xport_server_conf sc = {0};
+	const char *listen = c->listen;
+	char host[256];
+	int ret;
+
+	ret = mcfs_xport_lookup(c->transport ? c->transport : "auto", &n->xops);
+	if (ret) {
+		mcfs_err("--transport %s: %s", c->transport ? c->transport : "auto",
+			 strerror(-ret));
+		return ret;
+	}
+	ret = mcfs_xport_client_create(n->xops, NULL, &n->xc);
+	if (ret)
+		return ret;
+	if (!listen && c->master)
+		listen = "0.0.0.0:7422";
+	if (!listen)
+		return 0; /* embedded master, single node: nothing to serve */
+	if (mcfs_parse_hostport(listen, "0.0.0.0", host, sizeof(host), &sc.port)) {
+		mcfs_err("--listen: bad address '%s' (use HOST:PORT)", listen);
+		return -EINVAL;
+	}
+	sc.host = host;
+	sc.seg_base = mcfs_seg_ptr(n->seg, 0, mcfs_seg_size(n->seg));
+	sc.seg_size = mcfs_seg_size(n->seg);
+	ret = mcfs_xport_server_create(n->xops, &sc, &n->srv);
+	if (ret)
+		mcfs_err("cannot listen on %s: %s", listen, strerror(-ret));
+	return ret;
+}
+
+/* The segment server's address as peers should dial it: a wildcard bind advertises the host name. */
+static void advertised_addr(struct mcfs_node *n, char *buf, size_t bufsz)
+{
+	const char *bound = n->srv ? mcfs_xport_server_addr(n->srv) : "";
+	const char *port = strrchr(bound, ':');
+	char host[HOST_NAME_MAX + 1];
+
+	if (port && (!strncmp(bound, "0.0.0.0:", 8) || !strncmp(bound, "[::]:", 5)) &&
+	    !gethostname(host, sizeof(host))) {
+		host[sizeof(host) - 1] = 0;
+		snprintf(buf, bufsz, "%s%s", host, port);
+		return;
+	}
+	snprintf(buf, bufsz, "%s", bound);
+}
+
+/*
+ * Introduce this node to the master (HELLO) and start serving the segment
+ * under the identity it assigns. Called again by the lease thread when the
+ * master no longer knows the node (it was dropped while unreachable, or the
+ * master restarted): the node rejoins under a new identity.
+ */
+static int node_hello(struct mcfs_node *n)
+{
+	struct mcfs_node_conf *c = n->conf;
+	struct mcfs_msg req = {0}, resp;
+	struct mcfs_buf rbuf;
+	char name[256], addr[MCFS_NAME_MAX + 1];
+	bool again = n->node_id != 0;
+	int ret;
+
+	if (c->node_name)
+		snprintf(name, sizeof(name), "%s", c->node_name);
+	else if (gethostname(name, sizeof(name)))
+		snprintf(name, sizeof(name), "node");
+	mcfs_buf_init(&rbuf);
+	req.type = MCFS_MSG_HELLO;
+	req.proto = MCFS_PROTO_VERSION;
+	req.name.p = (const uint8_t *)name;
+	req.name.len = (uint32_t)strnlen(name, MCFS_NAME_MAX);
+	/* Peers reach this node's segment server here. */
+	advertised_addr(n, addr, sizeof(addr));
+	req.name2.p = (const uint8_t *)addr;
+	req.name2.len = (uint32_t)strlen(addr);
+	req.size = mcfs_seg_size(n->seg);
+	ret = mcfs_mc_call(n->mc, &req, &resp, &rbuf);
+	if (ret) {
+		mcfs_err("the master refused this node: %s", strerror(-ret));
+	} else if (resp.value.len != MCFS_GRANT_SECRET_LEN) {
+		mcfs_err("the master sent a grant secret of %u bytes, not %d", resp.value.len,
+			 MCFS_GRANT_SECRET_LEN);
+		ret = -EPROTO;
+	} else {
+		n->node_id = resp.node_id;
+		if (n->srv && again)
+			mcfs_xport_server_set_identity(n->srv, n->node_id, resp.seg_id,
+						       resp.value.p);
+		else if (n->srv)
+			ret =
+			    mcfs_xport_server_start(n->srv, n->node_id, resp.seg_id, resp.value.p);
+		if (ret)
+			mcfs_err("cannot serve the segment: %s", strerror(-ret));
+		else if (again)
+			mcfs_warn("rejoined the cluster as node %llu",
+				  (unsigned long long)n->node_id);
+	}
+	mcfs_buf_fini(&rbuf);
+	return ret;
+}
+
 static int join_master(struct mcfs_node *n)
 {
 	struct mcfs_node_conf *c = n->conf;
-	char host[256], name[256];
-	struct mcfs_msg req = {0}, resp;
-	struct mcfs_buf rbuf;
+	char host[256];
 	uint16_t port;
 	int ret;
 
@@ -206,26 +310,8 @@ static int join_master(struct mcfs_node *n)
 	}
 	if (ret)
 		return ret;
-	if (c->node_name)
-		snprintf(name, sizeof(name), "%s", c->node_name);
-	else if (gethostname(name, sizeof(name)))
-		snprintf(name, sizeof(name), "node");
-	mcfs_buf_init(&rbuf);
-	req.type = MCFS_MSG_HELLO;
-	req.proto = MCFS_PROTO_VERSION;
-	req.name.p = (const uint8_t *)name;
-	req.name.len = (uint32_t)strnlen(name, MCFS_NAME_MAX);
-	/* Peers reach this node's segment server here (served from the cluster issue on). */
-	req.name2.p = (const uint8_t *)(c->master && c->listen ? c->listen : "");
-	req.name2.len = (uint32_t)strlen((const char *)req.name2.p);
-	req.size = mcfs_seg_size(n->seg);
-	ret = mcfs_mc_call(n->mc, &req, &resp, &rbuf);
-	if (!ret)
-		n->node_id = resp.node_id;
-	else
-		mcfs_err("the master refused this node: %s", strerror(-ret));
-	mcfs_buf_fini(&rbuf);
-	return ret;
+	n->rejoin = node_hello;
+	return node_hello(n);
 }
 
 static void leave_master(struct mcfs_node *n)
@@ -308,7 +394,9 @@ int main(int argc, char *argv[])
 		ret = 1;
 		goto out_args;
 	}
-	ret = join_master(&node);
+	ret = open_transport(&node);
+	if (!ret)
+		ret = join_master(&node);
 	if (ret) {
 		ret = 1;
 		goto out_master;
@@ -350,6 +438,8 @@ int main(int argc, char *argv[])
 	}
 	ret = fuse_session_loop(node.se) ? 1 : 0;
 	mcfs_lease_stop(&node);
+	if (conf.master)
+		mcfs_fs_drain(&node);
 	leave_master(&node);
 	mcfs_info("unmounted %s", conf.mountpoint);
 out_unmount:
@@ -360,6 +450,8 @@ out_session:
 	fuse_session_destroy(node.se);
 	mcfs_fs_fini(&node);
 out_master:
+	mcfs_xport_server_destroy(node.srv);
+	mcfs_xport_client_destroy(node.xc);
 	mcfs_mc_close(node.mc);
 	mcfs_master_destroy(node.master);
 	mcfs_seg_close(node.seg);

@@ -16,6 +16,7 @@
 #include "meta/client.h"
 #include "meta/master.h"
 #include "tiers/dram.h"
+#include "transport/xport.h"
 
 struct mcfs_node_conf {
 	char *mountpoint;
@@ -57,6 +58,11 @@ struct mcfs_node {
 	bool stopping;
 	pthread_cond_t stop_cond;
 	uint64_t lease_ms; /* what the master grants; renewals run at a third of it */
+
+	const struct mcfs_xport_ops *xops;
+	struct mcfs_xport_server *srv;	    /* serves our segment to peers, NULL without --listen */
+	struct mcfs_xport_client *xc;	    /* reads and writes peers' segments */
+	int (*rejoin)(struct mcfs_node *n); /* HELLO again after the master forgot us */
 };
 
 extern const struct fuse_lowlevel_ops mcfs_fs_ops;
@@ -64,6 +70,13 @@ extern const struct fuse_lowlevel_ops mcfs_fs_ops;
 /* Start/stop the thread that renews the leases of open files. */
 int mcfs_lease_start(struct mcfs_node *n);
 void mcfs_lease_stop(struct mcfs_node *n);
+
+/*
+ * Before leaving the cluster: copy every object whose only complete replica
+ * is on this node to another node with room, so a clean unmount loses
+ * nothing that fits elsewhere. Returns how many could not be moved.
+ */
+unsigned mcfs_fs_drain(struct mcfs_node *n);
 
 /* Forget all per-inode and per-handle state (at unmount). */
 void mcfs_fs_fini(struct mcfs_node *n);

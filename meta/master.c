@@ -5,18 +5,30 @@
  * table, and encodes the response. docs/protocol.md is the contract for
  * every message; this file is its implementation.
  *
- * Objects live inside their file's inode (one replica for now). When a new
- * version is published or the file goes away, the old object is retired:
- * freed at once when no read lease holds it, else kept in a table by
- * (ino, version) until mcfs_master_tick() sees its lease end, so readers
- * that opened it keep reading valid bytes.
+ * Objects live inside their file's inode, with their complete replicas, each
+ * on a different node. When a new version is published or the file goes
+ * away, the old object is retired: freed at once when no read lease holds
+ * it, else kept in a table by (ino, version) until mcfs_master_tick() sees
+ * its lease end, so readers that opened it keep reading valid bytes. A
+ * replica dropped from a live object (replica_num lowered) waits the same
+ * way, in a list.
  *
  * Versions come from one master-wide counter at PUT_END (PUT_START answers
  * version 0), so a later publish always has a larger version.
+ *
+ * Every replica handed out carries a grant signed with the master's secret
+ * (transport/grant.h): read access until the object's lease deadline for
+ * GET and LEASE, write access for a minute for the ranges a put fills.
+ *
+ * A node that leaves (BYE), falls silent past the node TTL, or says HELLO
+ * again under the same name (it restarted) takes its segment with it: its
+ * replicas vanish from their objects, objects left without one leave the
+ * namespace, and puts writing to it fail at their end.
  */
 #include "meta/master_i.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +40,9 @@
 #define READDIR_DEFAULT_COUNT 1024
 /* A READDIR response value stays under this (one entry is at most 339 bytes). */
 #define READDIR_MAX_BYTES ((1u << 20) - 4096)
+/* SOLE_LIST entries per response: by default, and at most (32 bytes each: 1 MiB). */
+#define SOLE_DEFAULT_COUNT 1024
+#define SOLE_MAX_COUNT	   32768
 /*
  * A BATCH runs a sub-request only while its response so far leaves this much
  * room below MCFS_FRAME_MAX: no single response is larger (READDIR is capped
@@ -38,6 +53,8 @@
 #define TICK_MAX_MS 1000
 /* The allocator's own limit on live ranges per segment. */
 #define MAX_RANGES (1u << 28)
+/* A write grant lasts this long; a slower writer asks PUT_PLACE again for fresh ones. */
+#define WRITE_GRANT_MS 60000
 
 void mcfs_master_conf_default(struct mcfs_master_conf *c)
 {
@@ -89,6 +106,9 @@ int mcfs_master_create(const struct mcfs_master_conf *c, struct mcfs_master **ou
 		ret = -EINVAL;
 		goto out_free_master;
 	}
+	ret = mcfs_grant_secret_init(m->grant_secret);
+	if (ret)
+		goto out_free_master;
 	ret = mcfs_ns_init(&m->ns, mcfs_wall_ns());
 	if (ret)
 		goto out_free_master;
@@ -118,6 +138,7 @@ void mcfs_master_destroy(struct mcfs_master *m)
 {
 	struct mcfs_put *p, *ptmp;
 	struct mcfs_retired *rt, *rtmp;
+	struct mcfs_dropped *d;
 
 	if (!m)
 		return;
@@ -129,7 +150,12 @@ void mcfs_master_destroy(struct mcfs_master *m)
 	HASH_ITER(hh, m->retired, rt, rtmp)
 	{
 		HASH_DEL(m->retired, rt);
+		mcfs_obj_fini(&rt->obj);
 		free(rt);
+	}
+	while ((d = m->dropped)) {
+		m->dropped = d->next;
+		free(d);
 	}
 	for (uint64_t i = 0; i < m->nodes_cap; i++)
 		node_free(m->nodes[i]);
@@ -137,6 +163,7 @@ void mcfs_master_destroy(struct mcfs_master *m)
 	mcfs_ns_fini(&m->ns);
 	mcfs_buf_fini(&m->scratch);
 	mcfs_buf_fini(&m->batch);
+	explicit_bzero(m->grant_secret, sizeof(m->grant_secret));
 	free(m);
 }
 
@@ -159,36 +186,46 @@ void mcfs_master_sess_close(struct mcfs_master *m, struct mcfs_master_sess *s)
 
 /* Objects and their space */
 
-static void rep_free(struct mcfs_master *m, const struct mcfs_rep *rep)
+/* Give a range back to its node's allocator; a range of a node gone went with it. */
+static void range_free(struct mcfs_master *m, uint64_t node_id, uint32_t seg_id, uint32_t handle)
 {
-	struct mcfs_node *n;
+	struct mcfs_node *n = mcfs_master_node(m, node_id);
 
-	if (!rep->pages)
-		return;
-	n = mcfs_master_node(m, rep->node_id);
-	if (n && n->alloc && n->seg_id == rep->seg_id)
-		mcfs_alloc_put(n->alloc, rep->handle);
+	if (n && n->alloc && n->seg_id == seg_id)
+		mcfs_alloc_put(n->alloc, handle);
 }
 
-static void obj_free(struct mcfs_master *m, const struct mcfs_obj *obj)
+static void rep_free(struct mcfs_master *m, const struct mcfs_rep *rep)
 {
-	if (obj->nrep)
-		rep_free(m, &obj->rep);
+	if (rep->pages)
+		range_free(m, rep->node_id, rep->seg_id, rep->handle);
+}
+
+/* Free every replica's space and the list. */
+static void obj_release(struct mcfs_master *m, struct mcfs_obj *obj)
+{
+	const struct mcfs_rep *reps = mcfs_obj_creps(obj);
+
+	for (uint8_t i = 0; i < obj->nrep; i++)
+		rep_free(m, &reps[i]);
+	mcfs_obj_fini(obj);
 }
 
 /*
  * ino's object obj is replaced or its file is gone: free its space now if no
- * lease holds it, else when the lease ends (mcfs_master_tick).
+ * lease holds it, else when the lease ends (mcfs_master_tick). obj is left
+ * zeroed either way; the retired copy owns its replica list.
  */
-static void obj_retire(struct mcfs_master *m, uint64_t ino, const struct mcfs_obj *obj,
-		       uint64_t now_ms)
+static void obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj *obj, uint64_t now_ms)
 {
 	struct mcfs_retired *rt;
 
-	if (!obj->version)
+	if (!obj->version) {
+		mcfs_obj_fini(obj);
 		return;
+	}
 	if (obj->lease_ms <= now_ms) {
-		obj_free(m, obj);
+		obj_release(m, obj);
 		return;
 	}
 	rt = calloc(1, sizeof(*rt));
@@ -197,14 +234,17 @@ static void obj_retire(struct mcfs_master *m, uint64_t ino, const struct mcfs_ob
 		rt->key.version = obj->version;
 		rt->obj = *obj;
 		HASH_ADD(hh, m->retired, key, sizeof(rt->key), rt);
-		if (rt->hh.tbl)
+		if (rt->hh.tbl) {
+			memset(obj, 0, sizeof(*obj));
 			return;
+		}
 		free(rt);
 	}
 	/* Freeing leased space could hand a reader someone else's bytes: leak it instead. */
 	mcfs_err("out of memory retiring inode %llu version %llu; its %llu bytes stay reserved",
 		 (unsigned long long)ino, (unsigned long long)obj->version,
-		 (unsigned long long)mcfs_rep_len(&obj->rep));
+		 (unsigned long long)obj->size);
+	mcfs_obj_fini(obj);
 }
 
 static struct mcfs_retired *retired_find(struct mcfs_master *m, uint64_t ino, uint64_t version)
@@ -218,6 +258,42 @@ static struct mcfs_retired *retired_find(struct mcfs_master *m, uint64_t ino, ui
 	return rt;
 }
 
+/* rep leaves a live object: free its space when the object's lease ends. */
+static void rep_defer_free(struct mcfs_master *m, const struct mcfs_rep *rep, uint64_t lease_ms,
+			   uint64_t now_ms)
+{
+	struct mcfs_dropped *d;
+
+	if (!rep->pages)
+		return;
+	if (lease_ms <= now_ms) {
+		rep_free(m, rep);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		mcfs_err("out of memory dropping a replica; its %llu bytes stay reserved",
+			 (unsigned long long)mcfs_rep_len(rep));
+		return;
+	}
+	d->free_ms = lease_ms;
+	d->node_id = rep->node_id;
+	d->seg_id = rep->seg_id;
+	d->handle = rep->handle;
+	d->next = m->dropped;
+	m->dropped = d;
+}
+
+void mcfs_master_drop_reps(struct mcfs_req *r, struct mcfs_obj *obj, uint8_t keep)
+{
+	while (obj->nrep > keep) {
+		uint8_t last = (uint8_t)(obj->nrep - 1);
+
+		rep_defer_free(r->m, &mcfs_obj_reps(obj)[last], obj->lease_ms, r->now_ms);
+		mcfs_obj_del_rep(obj, last);
+	}
+}
+
 /* Take a file, symlink or empty directory out of the namespace. */
 static void inode_remove(struct mcfs_req *r, struct mcfs_inode *in)
 {
@@ -226,60 +302,101 @@ static void inode_remove(struct mcfs_req *r, struct mcfs_inode *in)
 	mcfs_ns_delete(&r->m->ns, in, r->now_ns);
 }
 
+/* Free the ranges a put holds (the put itself stays). */
+static void put_ranges_free(struct mcfs_master *m, struct mcfs_put *p)
+{
+	for (uint8_t i = 0; i < p->nrep; i++) {
+		if (p->rep[i].has_range)
+			range_free(m, p->rep[i].node_id, p->rep[i].seg_id, p->rep[i].ext.handle);
+		p->rep[i].has_range = false;
+	}
+}
+
 static void put_free(struct mcfs_master *m, struct mcfs_put *p)
 {
-	struct mcfs_node *n = mcfs_master_node(m, p->node_id);
-
-	if (p->has_range && n && n->alloc)
-		mcfs_alloc_put(n->alloc, p->ext.handle);
+	put_ranges_free(m, p);
 	HASH_DEL(m->puts, p);
 	free(p);
 }
 
-static bool on_node(const struct mcfs_obj *obj, uint64_t node_id)
+/* Forget obj's replicas on node id (its space went with the node). True if it had one. */
+static bool obj_strip_node(struct mcfs_obj *obj, uint64_t id)
 {
-	return obj->nrep && obj->rep.node_id == node_id;
+	bool had = false;
+
+	for (uint8_t i = obj->nrep; i-- > 0;) {
+		if (mcfs_obj_creps(obj)[i].node_id == id) {
+			mcfs_obj_del_rep(obj, i);
+			had = true;
+		}
+	}
+	return had;
 }
 
 /*
- * A node leaves: its puts end, its retired objects go, and so does every file
- * whose object lives only on it or that it created and never published.
- * Their space goes with its allocator.
+ * Node n leaves (why says how, for the log): its puts end, puts writing to
+ * it fail, its replicas vanish from every object, and objects left with no
+ * replica leave the namespace, as do the files it created and never
+ * published. Its space goes with its allocator.
  */
-static void node_remove(struct mcfs_master *m, struct mcfs_node *n, int64_t now_ns)
+static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *why, int64_t now_ns)
 {
 	struct mcfs_put *p, *ptmp;
 	struct mcfs_retired *rt, *rtmp;
+	struct mcfs_dropped **dp, *d;
 	struct mcfs_inode *in;
-	size_t pos = 0, gone = 0;
+	size_t pos = 0, lost = 0, kept = 0, failed = 0;
 
 	HASH_ITER(hh, m->puts, p, ptmp)
 	{
 		if (p->node_id == n->id) {
-			HASH_DEL(m->puts, p);
-			free(p);
+			/* Its copies on other nodes are freed; its own space goes below. */
+			put_free(m, p);
+			continue;
+		}
+		for (uint8_t i = 0; i < p->nrep; i++) {
+			if (p->rep[i].node_id == n->id) {
+				p->rep[i].has_range = false;
+				p->failed = true;
+				failed++;
+			}
 		}
 	}
 	HASH_ITER(hh, m->retired, rt, rtmp)
 	{
-		if (on_node(&rt->obj, n->id)) {
+		if (obj_strip_node(&rt->obj, n->id) && !rt->obj.nrep) {
 			HASH_DEL(m->retired, rt);
+			mcfs_obj_fini(&rt->obj);
 			free(rt);
 		}
 	}
-	while ((in = mcfs_ptab_next(&m->ns.by_ino, &pos))) {
-		if (!S_ISREG(in->mode))
-			continue;
-		if (in->flags & MCFS_I_PENDING ? in->u.file.creator == n->id
-					       : on_node(&in->u.file.obj, n->id)) {
-			/* Its space goes with the allocator below. */
-			mcfs_ns_delete(&m->ns, in, now_ns);
-			pos--; /* the slot may now hold an element not seen yet */
-			gone++;
+	for (dp = &m->dropped; (d = *dp);) {
+		if (d->node_id == n->id) {
+			*dp = d->next;
+			free(d);
+		} else {
+			dp = &d->next;
 		}
 	}
-	mcfs_info("node %s (id %llu) left; %zu files went with it", n->name,
-		  (unsigned long long)n->id, gone);
+	while ((in = mcfs_ptab_next(&m->ns.by_ino, &pos))) {
+		struct mcfs_obj *obj = &in->u.file.obj;
+
+		if (!S_ISREG(in->mode))
+			continue;
+		if (in->flags & MCFS_I_PENDING ? in->u.file.creator != n->id
+					       : !obj_strip_node(obj, n->id))
+			continue;
+		if (!(in->flags & MCFS_I_PENDING) && obj->nrep) {
+			kept++;
+			continue;
+		}
+		mcfs_ns_delete(&m->ns, in, now_ns);
+		pos--; /* the slot may now hold an element not seen yet */
+		lost++;
+	}
+	mcfs_info("node %s (id %llu) dropped: %s; %zu files went with it, %zu kept a replica "
+		  "elsewhere, %zu puts to it fail",
+		  n->name, (unsigned long long)n->id, why, lost, kept, failed);
 	m->nodes[n->id] = NULL;
 	node_free(n);
 }
@@ -323,10 +440,12 @@ static void fill_attr(struct mcfs_attr *a, const struct mcfs_inode *in)
 	}
 }
 
+/* Describe rep in out, with a grant of access to its range until expiry_ms (wall clock). */
 static void fill_rep(const struct mcfs_master *m, struct mcfs_replica *out,
-		     const struct mcfs_rep *rep)
+		     const struct mcfs_rep *rep, uint8_t access, uint64_t expiry_ms)
 {
 	const struct mcfs_node *n = mcfs_master_node(m, rep->node_id);
+	struct mcfs_grant g;
 
 	out->node_id = rep->node_id;
 	out->seg_id = rep->seg_id;
@@ -337,6 +456,28 @@ static void fill_rep(const struct mcfs_master *m, struct mcfs_replica *out,
 	out->rkey = 0;
 	out->addr.p = n ? (const uint8_t *)n->addr : NULL;
 	out->addr.len = n ? (uint32_t)strlen(n->addr) : 0;
+	memset(&g, 0, sizeof(g));
+	g.node_id = out->node_id;
+	g.seg_id = out->seg_id;
+	g.access = access;
+	g.offset = out->offset;
+	g.len = out->len;
+	g.expiry_ms = expiry_ms;
+	mcfs_grant_sign(&g, m->grant_secret);
+	out->access = access;
+	out->expiry_ms = expiry_ms;
+	out->mac = g.mac;
+}
+
+/* Answer obj's replicas, each with a read grant that lasts as long as its lease. */
+static void obj_replicas(struct mcfs_req *r, const struct mcfs_obj *obj)
+{
+	const struct mcfs_rep *reps = mcfs_obj_creps(obj);
+	uint64_t expiry = mcfs_grant_now_ms() + mcfs_master_ms_left(r, obj->lease_ms);
+
+	r->out->nrep = obj->nrep;
+	for (uint8_t i = 0; i < obj->nrep; i++)
+		fill_rep(r->m, &r->out->rep[i], &reps[i], MCFS_GRANT_READ, expiry);
 }
 
 static int get_inode(struct mcfs_req *r, uint64_t ino, struct mcfs_inode **out)
@@ -384,11 +525,23 @@ static int nodes_reserve(struct mcfs_master *m, uint64_t id)
 	return 0;
 }
 
+/* The registered node named name, or NULL. */
+static struct mcfs_node *node_by_name(const struct mcfs_master *m, struct mcfs_blob name)
+{
+	for (uint64_t i = 0; i < m->nodes_cap; i++) {
+		struct mcfs_node *n = m->nodes[i];
+
+		if (n && strlen(n->name) == name.len && !memcmp(n->name, name.p, name.len))
+			return n;
+	}
+	return NULL;
+}
+
 static int do_hello(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
 	struct mcfs_master *m = r->m;
-	struct mcfs_node *n;
+	struct mcfs_node *n, *old;
 	int ret;
 
 	if (q->proto != MCFS_PROTO_VERSION)
@@ -417,15 +570,25 @@ static int do_hello(struct mcfs_req *r)
 			goto out_free_node;
 		n->seg_id = ++m->last_seg_id;
 	}
+	/* Its name is still registered: the node restarted, and what it held is gone. */
+	old = node_by_name(m, q->name);
+	if (old)
+		node_remove(m, old, "it restarted (HELLO again)", r->now_ns);
 	n->id = ++m->last_node_id;
 	n->last_seen_ms = r->now_ms;
 	m->nodes[n->id] = n;
 	r->s->node_id = n->id;
+	r->s->lost = false;
+	r->node = n;
+	r->caller = n->id;
 	mcfs_info("node %s (id %llu) joined from %s with %llu bytes", n->name,
 		  (unsigned long long)n->id, *n->addr ? n->addr : "this process",
 		  (unsigned long long)q->size);
 	r->out->node_id = n->id;
 	r->out->proto = MCFS_PROTO_VERSION;
+	r->out->seg_id = n->seg_id;
+	r->out->value.p = m->grant_secret;
+	r->out->value.len = sizeof(m->grant_secret);
 	return 0;
 
 out_free_node:
@@ -449,7 +612,7 @@ static int do_bye(struct mcfs_req *r)
 
 	if (id != r->caller)
 		return -EPERM;
-	node_remove(r->m, r->node, r->now_ns);
+	node_remove(r->m, r->node, "it left (BYE)", r->now_ns);
 	r->s->node_id = 0;
 	r->node = NULL;
 	r->caller = 0;
@@ -774,8 +937,8 @@ static struct mcfs_put *put_find(struct mcfs_master *m, uint64_t id)
 	return p;
 }
 
-/* The put named by the request, if it is the caller's. */
-static int own_put(struct mcfs_req *r, struct mcfs_put **out)
+/* The put named by the request, if it is the caller's and of that kind. */
+static int own_put(struct mcfs_req *r, uint8_t kind, struct mcfs_put **out)
 {
 	struct mcfs_put *p = put_find(r->m, r->in->put_id);
 
@@ -783,32 +946,63 @@ static int own_put(struct mcfs_req *r, struct mcfs_put **out)
 		return -ENOENT;
 	if (p->node_id != r->caller)
 		return -EPERM;
+	if (kind && p->kind != kind)
+		return -EINVAL;
 	*out = p;
 	return 0;
 }
 
+static void put_rep_get(const struct mcfs_put_rep *pr, uint8_t state, struct mcfs_rep *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->node_id = (uint32_t)pr->node_id;
+	rep->seg_id = pr->seg_id;
+	if (pr->has_range) {
+		rep->page = (uint32_t)(pr->ext.offset / MCFS_ALLOC_ALIGN);
+		rep->pages = (uint32_t)(pr->ext.len / MCFS_ALLOC_ALIGN);
+		rep->handle = pr->ext.handle;
+	}
+	rep->tier = MCFS_TIER_DRAM;
+	rep->state = state;
+}
+
+/*
+ * Answer the ranges p writes, pending, with write grants. The writer's own
+ * staging (a write put's first) may be read back too. Before PUT_PLACE a
+ * staging of capacity 0 is no replica at all.
+ */
 static void put_replicas(struct mcfs_req *r, const struct mcfs_put *p)
 {
-	struct mcfs_rep rep = {0};
+	uint64_t expiry = mcfs_grant_now_ms() + WRITE_GRANT_MS;
+	struct mcfs_rep rep;
+	uint32_t n = 0;
 
-	if (!p->has_range) {
-		r->out->nrep = 0;
-		return;
+	for (uint8_t i = 0; i < p->nrep; i++) {
+		bool staging = p->kind == MCFS_PUT_WRITE && i == 0;
+
+		if (staging && !p->placed && !p->rep[0].has_range)
+			continue;
+		put_rep_get(&p->rep[i], MCFS_REP_PENDING, &rep);
+		fill_rep(r->m, &r->out->rep[n++], &rep,
+			 staging ? MCFS_GRANT_READ | MCFS_GRANT_WRITE : MCFS_GRANT_WRITE, expiry);
 	}
-	rep.node_id = (uint32_t)p->node_id;
-	rep.seg_id = r->node->seg_id;
-	rep.page = (uint32_t)(p->ext.offset / MCFS_ALLOC_ALIGN);
-	rep.pages = (uint32_t)(p->ext.len / MCFS_ALLOC_ALIGN);
-	rep.tier = MCFS_TIER_DRAM;
-	rep.state = MCFS_REP_PENDING;
-	r->out->nrep = 1;
-	fill_rep(r->m, &r->out->rep[0], &rep);
+	r->out->nrep = n;
+}
+
+/* Give p an id and add it to the table. 0 or -ENOMEM (p untouched). */
+static int put_add(struct mcfs_master *m, struct mcfs_put *p)
+{
+	p->id = m->last_put_id + 1;
+	HASH_ADD(hh, m->puts, id, sizeof(p->id), p);
+	if (!p->hh.tbl)
+		return -ENOMEM;
+	m->last_put_id = p->id;
+	return 0;
 }
 
 static int do_put_start(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
-	struct mcfs_master *m = r->m;
 	struct mcfs_inode *in;
 	struct mcfs_put *p;
 	int ret = get_inode(r, q->ino, &in);
@@ -824,29 +1018,31 @@ static int do_put_start(struct mcfs_req *r)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	if (q->size) {
-		ret = mcfs_alloc_get(r->node->alloc, q->size, &p->ext);
-		if (ret)
-			goto out_free_put;
-		p->has_range = true;
-	}
-	p->id = m->last_put_id + 1;
+	p->kind = MCFS_PUT_WRITE;
 	p->ino = in->ino;
 	p->node_id = r->caller;
-	HASH_ADD(hh, m->puts, id, sizeof(p->id), p);
-	if (!p->hh.tbl) {
-		ret = -ENOMEM;
-		goto out_free_range;
+	p->nrep = 1;
+	p->rep[0].node_id = r->caller;
+	p->rep[0].seg_id = r->node->seg_id;
+	if (q->size) {
+		ret = mcfs_alloc_get(r->node->alloc, q->size, &p->rep[0].ext);
+		if (ret)
+			goto out_free_put;
+		p->rep[0].has_range = true;
 	}
-	m->last_put_id = p->id;
+	ret = put_add(r->m, p);
+	if (ret)
+		goto out_free_range;
 	r->out->put_id = p->id;
 	r->out->version = 0; /* assigned at PUT_END */
+	/* The writer calls PUT_PLACE only when the file wants more than this copy. */
+	r->out->count = in->replica_num;
 	put_replicas(r, p);
 	return 0;
 
 out_free_range:
-	if (p->has_range)
-		mcfs_alloc_put(r->node->alloc, p->ext.handle);
+	if (p->rep[0].has_range)
+		mcfs_alloc_put(r->node->alloc, p->rep[0].ext.handle);
 out_free_put:
 	free(p);
 	return ret;
@@ -855,23 +1051,149 @@ out_free_put:
 static int do_put_grow(struct mcfs_req *r)
 {
 	struct mcfs_alloc *a = r->node->alloc;
+	struct mcfs_put_rep *st;
 	struct mcfs_put *p;
-	int ret = own_put(r, &p);
+	int ret = own_put(r, MCFS_PUT_WRITE, &p);
 
 	if (ret)
 		return ret;
-	if (!r->in->size)
+	if (!r->in->size || p->placed)
 		return -EINVAL;
 	if (!a)
 		return -ENOSPC;
-	if (p->has_range) {
-		ret = mcfs_alloc_resize(a, &p->ext, r->in->size);
+	st = &p->rep[0];
+	if (st->has_range) {
+		ret = mcfs_alloc_resize(a, &st->ext, r->in->size);
 	} else {
-		ret = mcfs_alloc_get(a, r->in->size, &p->ext);
-		p->has_range = !ret;
+		ret = mcfs_alloc_get(a, r->in->size, &st->ext);
+		st->has_range = !ret;
 	}
 	if (ret)
 		return ret;
+	put_replicas(r, p);
+	return 0;
+}
+
+/* The staging range of write put p holds size bytes now: give back what it has beyond. */
+static void staging_trim(struct mcfs_req *r, struct mcfs_put *p, uint64_t size)
+{
+	struct mcfs_put_rep *st = &p->rep[0];
+
+	if (!st->has_range)
+		return;
+	if (!size) {
+		mcfs_alloc_put(r->node->alloc, st->ext.handle);
+		st->has_range = false;
+	} else if (size < st->ext.len) {
+		/* Shrinking in place cannot fail; if it did, the range just stays larger. */
+		(void)mcfs_alloc_resize(r->node->alloc, &st->ext, size);
+	}
+}
+
+struct cand {
+	struct mcfs_node *n;
+	uint64_t free;
+};
+
+/* Most free space first; among equals, the oldest node, so placement is repeatable. */
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->free != y->free)
+		return x->free > y->free ? -1 : 1;
+	return x->n->id < y->n->id ? -1 : x->n->id > y->n->id;
+}
+
+/*
+ * Append up to want new ranges of size bytes to p, each on a different
+ * node with a segment, none on a node p already writes to or in skip[0..nskip),
+ * most free space first. A node that a peer cannot reach (no address) only
+ * takes a copy its own daemon writes (the caller). A node without room is
+ * passed over. Returns how many were placed, or -ENOMEM.
+ */
+static int place(struct mcfs_req *r, struct mcfs_put *p, unsigned want, uint64_t size,
+		 const uint64_t *skip, unsigned nskip)
+{
+	struct mcfs_master *m = r->m;
+	struct cand *c;
+	size_t nc = 0;
+	int placed = 0;
+
+	if (!want)
+		return 0;
+	c = malloc((m->last_node_id + 1) * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	for (uint64_t id = 1; id <= m->last_node_id; id++) {
+		struct mcfs_node *n = mcfs_master_node(m, id);
+		struct mcfs_alloc_stats st;
+		bool taken = false;
+
+		if (!n || !n->alloc || (!*n->addr && n->id != r->caller))
+			continue;
+		for (uint8_t i = 0; i < p->nrep && !taken; i++)
+			taken = p->rep[i].node_id == id;
+		for (unsigned i = 0; i < nskip && !taken; i++)
+			taken = skip[i] == id;
+		if (taken)
+			continue;
+		mcfs_alloc_stats(n->alloc, &st);
+		c[nc].n = n;
+		c[nc].free = st.free;
+		nc++;
+	}
+	qsort(c, nc, sizeof(*c), cand_cmp);
+	for (size_t i = 0; i < nc && (unsigned)placed < want && p->nrep < MCFS_MAX_REPLICAS; i++) {
+		struct mcfs_put_rep *pr = &p->rep[p->nrep];
+
+		memset(pr, 0, sizeof(*pr));
+		if (size) {
+			if (mcfs_alloc_get(c[i].n->alloc, size, &pr->ext))
+				continue; /* no room there: fewer replicas rather than none */
+			pr->has_range = true;
+		}
+		pr->node_id = c[i].n->id;
+		pr->seg_id = c[i].n->seg_id;
+		p->nrep++;
+		placed++;
+	}
+	free(c);
+	return placed;
+}
+
+static int do_put_place(struct mcfs_req *r)
+{
+	const struct mcfs_msg *q = r->in;
+	struct mcfs_inode *in;
+	struct mcfs_put *p;
+	unsigned want;
+	int ret = own_put(r, MCFS_PUT_WRITE, &p);
+
+	if (ret)
+		return ret;
+	if (p->placed) {
+		/* Asked again (a retry): the same answer, or a different size is an error. */
+		if (q->size != p->size)
+			return -EINVAL;
+		put_replicas(r, p);
+		return 0;
+	}
+	if (q->size > (p->rep[0].has_range ? p->rep[0].ext.len : 0))
+		return -EINVAL;
+	in = mcfs_ns_get(&r->m->ns, p->ino);
+	if (!in) {
+		/* Unlinked while it was written: nothing to place for. */
+		put_free(r->m, p);
+		return -ENOENT;
+	}
+	staging_trim(r, p, q->size);
+	want = in->replica_num > 1 ? in->replica_num - 1u : 0;
+	ret = place(r, p, want, q->size, NULL, 0);
+	if (ret < 0)
+		return ret;
+	p->placed = true;
+	p->size = q->size;
 	put_replicas(r, p);
 	return 0;
 }
@@ -880,14 +1202,21 @@ static int do_put_end(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
 	struct mcfs_master *m = r->m;
+	struct mcfs_rep reps[MCFS_MAX_REPLICAS];
+	struct mcfs_obj nobj, *obj;
 	struct mcfs_inode *in;
-	struct mcfs_obj *obj;
 	struct mcfs_put *p;
-	int ret = own_put(r, &p);
+	int ret = own_put(r, MCFS_PUT_WRITE, &p);
 
 	if (ret)
 		return ret;
-	if (q->size > (p->has_range ? p->ext.len : 0))
+	if (p->failed) {
+		/* A node it wrote to left: the copy there is gone. */
+		put_free(m, p);
+		return -EIO;
+	}
+	if (p->placed ? q->size != p->size
+		      : q->size > (p->rep[0].has_range ? p->rep[0].ext.len : 0))
 		return -EINVAL;
 	in = mcfs_ns_get(&m->ns, p->ino);
 	if (!in) {
@@ -895,35 +1224,33 @@ static int do_put_end(struct mcfs_req *r)
 		put_free(m, p);
 		return -ENOENT;
 	}
-	if (p->has_range && !q->size) {
-		mcfs_alloc_put(r->node->alloc, p->ext.handle);
-		p->has_range = false;
-	} else if (p->has_range && q->size < p->ext.len) {
-		/* Shrinking in place cannot fail; if it did, the range just stays larger. */
-		(void)mcfs_alloc_resize(r->node->alloc, &p->ext, q->size);
+	staging_trim(r, p, q->size);
+	/* replica_num lowered since PUT_PLACE: the copies beyond it are not kept. */
+	for (uint8_t keep = in->replica_num ? in->replica_num : 1; p->nrep > keep; p->nrep--) {
+		struct mcfs_put_rep *pr = &p->rep[p->nrep - 1];
+
+		if (pr->has_range)
+			range_free(m, pr->node_id, pr->seg_id, pr->ext.handle);
 	}
+	memset(&nobj, 0, sizeof(nobj));
+	for (uint8_t i = 0; i < p->nrep; i++)
+		put_rep_get(&p->rep[i], MCFS_REP_COMPLETE, &reps[i]);
+	ret = mcfs_obj_set_reps(&nobj, reps, p->nrep);
+	if (ret)
+		return ret;
+	nobj.version = ++m->last_version;
+	nobj.size = q->size;
+	nobj.crc = q->crc;
 
 	obj = &in->u.file.obj;
 	obj_retire(m, in->ino, obj, r->now_ms);
-	memset(obj, 0, sizeof(*obj));
-	obj->version = ++m->last_version;
-	obj->size = q->size;
-	obj->crc = q->crc;
-	obj->nrep = 1;
-	obj->rep.node_id = (uint32_t)p->node_id;
-	obj->rep.seg_id = r->node->seg_id;
-	obj->rep.tier = MCFS_TIER_DRAM;
-	obj->rep.state = MCFS_REP_COMPLETE;
-	if (p->has_range) {
-		obj->rep.page = (uint32_t)(p->ext.offset / MCFS_ALLOC_ALIGN);
-		obj->rep.pages = (uint32_t)(p->ext.len / MCFS_ALLOC_ALIGN);
-		obj->rep.handle = p->ext.handle;
-	}
+	*obj = nobj;
 	in->flags &= (uint8_t)~MCFS_I_PENDING;
 	in->mtime_ns = in->ctime_ns = r->now_ns;
 	in->u.file.pin_ms = in->flags & MCFS_I_SOFT_PIN ? r->now_ms + mcfs_master_pin_ttl(m) : 0;
-	/* The range now belongs to the object. */
-	p->has_range = false;
+	/* The ranges now belong to the object. */
+	for (uint8_t i = 0; i < p->nrep; i++)
+		p->rep[i].has_range = false;
 	put_free(m, p);
 	fill_attr(&r->out->attr, in);
 	return 0;
@@ -932,11 +1259,126 @@ static int do_put_end(struct mcfs_req *r)
 static int do_put_revoke(struct mcfs_req *r)
 {
 	struct mcfs_put *p;
-	int ret = own_put(r, &p);
+	int ret = own_put(r, 0, &p);
 
 	if (ret)
 		return ret;
 	put_free(r->m, p);
+	return 0;
+}
+
+/* The regular file ino, when (ino, version) is its current object. */
+static int current_obj(struct mcfs_req *r, uint64_t ino, uint64_t version, struct mcfs_inode **out)
+{
+	struct mcfs_inode *in;
+	int ret = get_inode(r, ino, &in);
+
+	if (ret)
+		return ret;
+	if (S_ISDIR(in->mode))
+		return -EISDIR;
+	if (!S_ISREG(in->mode))
+		return -EINVAL;
+	if (!version || in->u.file.obj.version != version)
+		return -ENOENT;
+	*out = in;
+	return 0;
+}
+
+static int do_repl_start(struct mcfs_req *r)
+{
+	const struct mcfs_msg *q = r->in;
+	uint64_t skip[MCFS_MAX_REPLICAS];
+	const struct mcfs_rep *reps;
+	struct mcfs_inode *in;
+	struct mcfs_obj *obj;
+	struct mcfs_put *p;
+	unsigned want;
+	int ret = current_obj(r, q->ino, q->version, &in);
+
+	if (ret)
+		return ret;
+	if (!q->count)
+		return -EINVAL;
+	obj = &in->u.file.obj;
+	if (obj->nrep >= MCFS_MAX_REPLICAS)
+		return -ENOSPC;
+	want = MCFS_MAX_REPLICAS - obj->nrep;
+	if (q->count < want)
+		want = q->count;
+	reps = mcfs_obj_creps(obj);
+	for (uint8_t i = 0; i < obj->nrep; i++)
+		skip[i] = reps[i].node_id;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->kind = MCFS_PUT_REPL;
+	p->ino = in->ino;
+	p->node_id = r->caller;
+	p->version = obj->version;
+	p->size = obj->size;
+	p->placed = true;
+	ret = place(r, p, want, obj->size, skip, obj->nrep);
+	if (ret == 0)
+		ret = -ENOSPC;
+	if (ret > 0)
+		ret = put_add(r->m, p);
+	if (ret) {
+		put_ranges_free(r->m, p);
+		free(p);
+		return ret;
+	}
+	r->out->put_id = p->id;
+	put_replicas(r, p);
+	return 0;
+}
+
+static int do_repl_end(struct mcfs_req *r)
+{
+	struct mcfs_master *m = r->m;
+	struct mcfs_rep reps[MCFS_MAX_REPLICAS];
+	struct mcfs_inode *in;
+	struct mcfs_obj *obj;
+	struct mcfs_put *p;
+	bool take[MCFS_MAX_REPLICAS];
+	uint8_t n;
+	int ret = own_put(r, MCFS_PUT_REPL, &p);
+
+	if (ret)
+		return ret;
+	if (p->failed) {
+		put_free(m, p);
+		return -EIO;
+	}
+	in = mcfs_ns_get(&m->ns, p->ino);
+	if (!in || !S_ISREG(in->mode) || in->u.file.obj.version != p->version) {
+		/* Replaced or gone meanwhile: the copies are of nothing current. */
+		put_free(m, p);
+		return -ENOENT;
+	}
+	obj = &in->u.file.obj;
+	n = obj->nrep;
+	memcpy(reps, mcfs_obj_creps(obj), n * sizeof(reps[0]));
+	for (uint8_t i = 0; i < p->nrep; i++) {
+		bool dup = false;
+
+		/* Another replication may have put a copy on that node first. */
+		for (uint8_t j = 0; j < n && !dup; j++)
+			dup = reps[j].node_id == p->rep[i].node_id;
+		take[i] = !dup && n < MCFS_MAX_REPLICAS;
+		if (take[i])
+			put_rep_get(&p->rep[i], MCFS_REP_COMPLETE, &reps[n++]);
+	}
+	ret = mcfs_obj_set_reps(obj, reps, n);
+	if (ret) {
+		put_free(m, p);
+		return ret;
+	}
+	for (uint8_t i = 0; i < p->nrep; i++) {
+		if (take[i])
+			p->rep[i].has_range = false; /* the object's now */
+	}
+	put_free(m, p);
 	return 0;
 }
 
@@ -967,9 +1409,7 @@ static int do_get(struct mcfs_req *r)
 	lease_extend(r, obj);
 	r->out->crc = obj->crc;
 	r->out->lease_ms = r->m->conf.lease_ms;
-	r->out->nrep = obj->nrep;
-	if (obj->nrep)
-		fill_rep(r->m, &r->out->rep[0], &obj->rep);
+	obj_replicas(r, obj);
 	return 0;
 }
 
@@ -993,6 +1433,101 @@ static int do_lease(struct mcfs_req *r)
 		return -ENOENT;
 	lease_extend(r, obj);
 	r->out->lease_ms = r->m->conf.lease_ms;
+	obj_replicas(r, obj);
+	return 0;
+}
+
+static int sole_cmp(const void *a, const void *b)
+{
+	const struct mcfs_sole *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Restore the max-heap (by ino) below slot i of h[0..n). */
+static void sole_sift_down(struct mcfs_sole *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t big = i, l = 2 * i + 1, rr = l + 1;
+		struct mcfs_sole t;
+
+		if (l < n && h[l].ino > h[big].ino)
+			big = l;
+		if (rr < n && h[rr].ino > h[big].ino)
+			big = rr;
+		if (big == i)
+			return;
+		t = h[i];
+		h[i] = h[big];
+		h[big] = t;
+		i = big;
+	}
+}
+
+static void sole_sift_up(struct mcfs_sole *h, size_t i)
+{
+	while (i) {
+		size_t up = (i - 1) / 2;
+		struct mcfs_sole t;
+
+		if (h[up].ino >= h[i].ino)
+			return;
+		t = h[i];
+		h[i] = h[up];
+		h[up] = t;
+		i = up;
+	}
+}
+
+/*
+ * The caller's sole objects with inode numbers above the cookie, the
+ * smallest count of them, in inode order: one pass over the inode table
+ * keeping the count smallest in a max-heap. The cookie is the inode number,
+ * so paging is right whatever comes and goes in between.
+ */
+static int do_sole_list(struct mcfs_req *r)
+{
+	const struct mcfs_msg *q = r->in;
+	struct mcfs_buf *b = &r->m->scratch;
+	uint32_t max = q->count ? q->count : SOLE_DEFAULT_COUNT;
+	struct mcfs_sole *h;
+	struct mcfs_inode *in;
+	size_t n = 0, matched = 0, pos = 0;
+
+	if (max > SOLE_MAX_COUNT)
+		max = SOLE_MAX_COUNT;
+	h = malloc(max * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	while ((in = mcfs_ptab_next(&r->m->ns.by_ino, &pos))) {
+		const struct mcfs_obj *obj = &in->u.file.obj;
+		struct mcfs_sole e;
+
+		if (in->ino <= q->cookie || !S_ISREG(in->mode) || in->flags & MCFS_I_PENDING ||
+		    !obj->version || obj->nrep != 1 || mcfs_obj_creps(obj)->node_id != r->caller)
+			continue;
+		matched++;
+		e.cookie = e.ino = in->ino;
+		e.version = obj->version;
+		e.size = obj->size;
+		if (n < max) {
+			h[n] = e;
+			sole_sift_up(h, n++);
+		} else if (e.ino < h[0].ino) {
+			h[0] = e;
+			sole_sift_down(h, n, 0);
+		}
+	}
+	qsort(h, n, sizeof(*h), sole_cmp);
+	for (size_t i = 0; i < n; i++)
+		mcfs_sole_put(b, &h[i]);
+	free(h);
+	if (b->oom)
+		return -ENOMEM;
+	r->out->count = (uint32_t)n;
+	r->out->flags = matched > n ? 0 : MCFS_READDIR_EOF;
+	r->out->value.p = b->data;
+	r->out->value.len = (uint32_t)b->len;
 	return 0;
 }
 
@@ -1105,6 +1640,10 @@ static const struct op ops[] = {
     [MCFS_MSG_PUT_REVOKE] = {do_put_revoke, false},
     [MCFS_MSG_GET] = {do_get, true},
     [MCFS_MSG_LEASE] = {do_lease, true},
+    [MCFS_MSG_PUT_PLACE] = {do_put_place, false},
+    [MCFS_MSG_REPL_START] = {do_repl_start, false},
+    [MCFS_MSG_REPL_END] = {do_repl_end, false},
+    [MCFS_MSG_SOLE_LIST] = {do_sole_list, false},
     [MCFS_MSG_BATCH] = {do_batch, true},
 };
 
@@ -1126,10 +1665,13 @@ static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const stru
 	r.s = s;
 	r.now_ms = m->clock_ms(m->clock_arg);
 	r.node = mcfs_master_node(m, s->node_id);
-	if (r.node)
+	if (r.node) {
 		r.node->last_seen_ms = r.now_ms; /* any request shows it alive */
-	else
-		s->node_id = 0; /* its node left */
+	} else if (s->node_id) {
+		/* Its node was dropped (TTL, restart) or left from another session. */
+		s->node_id = 0;
+		s->lost = true;
+	}
 	r.caller = s->node_id;
 	r.now_ns = mcfs_wall_ns();
 	r.in = q;
@@ -1142,7 +1684,7 @@ static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const stru
 	else if (q->type == MCFS_MSG_BATCH && in_batch)
 		resp.status = -EINVAL;
 	else if (!op->anon && !r.node)
-		resp.status = -EPERM;
+		resp.status = s->lost ? -ENOTCONN : -EPERM;
 	else
 		resp.status = op->fn(&r);
 
@@ -1176,18 +1718,50 @@ int mcfs_master_handle(struct mcfs_master *m, struct mcfs_master_sess *s, const 
 uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 {
 	struct mcfs_retired *rt, *tmp;
-	uint64_t next = TICK_MAX_MS;
+	struct mcfs_dropped **dp, *d;
+	uint64_t next = TICK_MAX_MS, ttl = m->conf.node_ttl_ms;
+	char why[64];
 
 	HASH_ITER(hh, m->retired, rt, tmp)
 	{
 		if (rt->obj.lease_ms <= now_ms) {
-			obj_free(m, &rt->obj);
+			obj_release(m, &rt->obj);
 			HASH_DEL(m->retired, rt);
 			free(rt);
 		} else if (rt->obj.lease_ms - now_ms < next) {
 			next = rt->obj.lease_ms - now_ms;
 		}
 	}
-	/* Nodes silent past conf.node_ttl_ms are kept for now (last_seen_ms is recorded). */
+	for (dp = &m->dropped; (d = *dp);) {
+		if (d->free_ms <= now_ms) {
+			range_free(m, d->node_id, d->seg_id, d->handle);
+			*dp = d->next;
+			free(d);
+			continue;
+		}
+		if (d->free_ms - now_ms < next)
+			next = d->free_ms - now_ms;
+		dp = &d->next;
+	}
+	/*
+	 * node_ttl_ms 0: nodes are never dropped for silence. Nor is a node with
+	 * a segment and no address: the embedded master's own node, which lives
+	 * and dies with the master's process (and sends no heartbeats).
+	 */
+	for (uint64_t id = 1; ttl && id <= m->last_node_id; id++) {
+		struct mcfs_node *n = mcfs_master_node(m, id);
+		uint64_t due;
+
+		if (!n || (n->alloc && !*n->addr))
+			continue;
+		due = n->last_seen_ms + ttl;
+		if (due <= now_ms) {
+			snprintf(why, sizeof(why), "silent for %llu ms",
+				 (unsigned long long)(now_ms - n->last_seen_ms));
+			node_remove(m, n, why, mcfs_wall_ns());
+		} else if (due - now_ms < next) {
+			next = due - now_ms;
+		}
+	}
 	return next;
 }

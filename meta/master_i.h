@@ -2,7 +2,7 @@
 /*
  * The master's insides, shared by meta/master.c (sessions, nodes, puts,
  * objects, message dispatch) and meta/master_xattr.c (extended attributes),
- * and the clock hook unit tests use to drive leases and pins.
+ * and the clock hook unit tests use to drive leases, pins and node TTLs.
  */
 #ifndef MCFS_MASTER_I_H
 #define MCFS_MASTER_I_H
@@ -19,6 +19,7 @@
 #include "meta/master.h"
 #include "meta/ns_i.h"
 #include "meta/proto.h"
+#include "transport/grant.h"
 
 /* A registered node and its segment. */
 struct mcfs_node {
@@ -27,16 +28,38 @@ struct mcfs_node {
 	char *addr;		  /* owned; "" for the embedded, local-only node */
 	uint32_t seg_id;	  /* 0 when the node contributes no segment */
 	struct mcfs_alloc *alloc; /* owned; NULL without a segment */
-	uint64_t last_seen_ms;	  /* HELLO or HEARTBEAT, monotonic; for the node TTL */
+	uint64_t last_seen_ms;	  /* its last request (HEARTBEAT included), monotonic */
 };
 
-/* A put in flight: a range reserved in its node's segment for a new version of ino. */
+/* One range a put writes: the writer's staging, or a copy on another node. */
+struct mcfs_put_rep {
+	uint64_t node_id;
+	uint32_t seg_id;
+	bool has_range; /* false for 0 bytes, or once its node has left */
+	struct mcfs_extent ext;
+};
+
+#define MCFS_PUT_WRITE 1 /* PUT_START: a new version */
+#define MCFS_PUT_REPL  2 /* REPL_START: more replicas of a published version */
+
+/*
+ * A put in flight, in put_id space. A write put's rep[0] is the staging
+ * range in the writer's own segment (PUT_START, PUT_GROW); PUT_PLACE adds
+ * the other replicas after it. A replication put's reps are the new copies.
+ * The master owns every range until PUT_END/REPL_END hands them to the
+ * object, or PUT_REVOKE frees them.
+ */
 struct mcfs_put {
 	uint64_t id;
 	uint64_t ino;
-	uint64_t node_id;
-	bool has_range; /* false while the capacity is 0 */
-	struct mcfs_extent ext;
+	uint64_t node_id; /* who asked: only it may grow, place, end or revoke */
+	uint64_t version; /* REPL: the version copied; 0 for a write put */
+	uint64_t size;	  /* the object size, once placed (always, for REPL) */
+	uint8_t kind;	  /* MCFS_PUT_* */
+	bool placed;	  /* PUT_PLACE done (REPL puts are placed from the start) */
+	bool failed;	  /* a node it writes to left: its end fails with EIO */
+	uint8_t nrep;
+	struct mcfs_put_rep rep[MCFS_MAX_REPLICAS];
 	UT_hash_handle hh; /* in master->puts, by id */
 };
 
@@ -46,12 +69,22 @@ struct mcfs_retired {
 		uint64_t ino;
 		uint64_t version;
 	} key;
-	struct mcfs_obj obj;
-	UT_hash_handle hh; /* in master->retired, by key */
+	struct mcfs_obj obj; /* owned (its replica list too) */
+	UT_hash_handle hh;   /* in master->retired, by key */
+};
+
+/* A replica dropped from a live object (replica_num lowered), freed once its lease ends. */
+struct mcfs_dropped {
+	struct mcfs_dropped *next;
+	uint64_t free_ms; /* monotonic */
+	uint64_t node_id;
+	uint32_t seg_id;
+	uint32_t handle;
 };
 
 struct mcfs_master_sess {
 	uint64_t node_id; /* bound by HELLO; 0 before, and after BYE */
+	bool lost;	  /* its node was dropped (TTL, restart): ENOTCONN until HELLO */
 };
 
 struct mcfs_master {
@@ -64,9 +97,11 @@ struct mcfs_master {
 	struct mcfs_put *puts; /* owned, uthash by id */
 	uint64_t last_put_id;
 	struct mcfs_retired *retired; /* owned, uthash by (ino, version) */
+	struct mcfs_dropped *dropped; /* owned list */
 	uint64_t last_version;
-	struct mcfs_buf scratch; /* the value of the response being built */
-	struct mcfs_buf batch;	 /* the sub-responses of the BATCH being handled */
+	uint8_t grant_secret[MCFS_GRANT_SECRET_LEN]; /* signs every grant; HELLO hands it out */
+	struct mcfs_buf scratch;		     /* the value of the response being built */
+	struct mcfs_buf batch; /* the sub-responses of the BATCH being handled */
 	uint64_t (*clock_ms)(void *arg);
 	void *clock_arg;
 };
@@ -85,8 +120,8 @@ struct mcfs_req {
 
 /*
  * Test hook: leases, pins and last-seen times read clock(arg) instead of
- * mcfs_now_ms(). NULL restores the real clock. Inode times stay on the
- * wall clock.
+ * mcfs_now_ms(). NULL restores the real clock. Inode times and grant
+ * deadlines stay on the wall clock.
  */
 void mcfs_master_set_clock(struct mcfs_master *m, uint64_t (*clock)(void *arg), void *arg);
 
@@ -106,6 +141,13 @@ static inline uint64_t mcfs_master_ms_left(const struct mcfs_req *r, uint64_t de
 
 /* The soft pin a file gets now: the configured TTL, capped. */
 uint64_t mcfs_master_pin_ttl(const struct mcfs_master *m);
+
+/*
+ * Keep the first keep replicas of ino's current object obj and drop the
+ * others: their space is freed once the object's read lease ends, since
+ * readers may be reading them.
+ */
+void mcfs_master_drop_reps(struct mcfs_req *r, struct mcfs_obj *obj, uint8_t keep);
 
 /* Extended attribute requests (master_xattr.c); each fills r->out, returns 0 or -errno. */
 int mcfs_master_setxattr(struct mcfs_req *r);

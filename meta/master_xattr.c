@@ -86,7 +86,7 @@ static int get_replicas(struct mcfs_req *r, const struct mcfs_inode *in, struct 
 	if (!published(in))
 		return 0;
 	for (uint8_t i = 0; i < obj->nrep; i++) {
-		const struct mcfs_rep *rep = &obj->rep;
+		const struct mcfs_rep *rep = &mcfs_obj_creps(obj)[i];
 		const struct mcfs_node *n = mcfs_master_node(r->m, rep->node_id);
 
 		buf_printf(b, "%s %s %s %s\n", n ? n->name : "-", n && *n->addr ? n->addr : "-",
@@ -144,7 +144,9 @@ static int get_tier(struct mcfs_req *r, const struct mcfs_inode *in, struct mcfs
 		return -ENODATA;
 	for (size_t t = 0; t < sizeof(order); t++) {
 		for (uint8_t i = 0; i < obj->nrep; i++) {
-			if (obj->rep.tier == order[t] && obj->rep.state == MCFS_REP_COMPLETE) {
+			const struct mcfs_rep *rep = &mcfs_obj_creps(obj)[i];
+
+			if (rep->tier == order[t] && rep->state == MCFS_REP_COMPLETE) {
 				buf_printf(b, "%s", tier_name(order[t]));
 				return 0;
 			}
@@ -181,9 +183,11 @@ static int get_locations(struct mcfs_req *r, const struct mcfs_inode *dir, struc
 		if (!S_ISREG(in->mode) || !published(in))
 			continue;
 		for (uint8_t i = 0; i < obj->nrep; i++) {
-			if (obj->rep.node_id < m->nodes_cap) {
-				objs[obj->rep.node_id]++;
-				bytes[obj->rep.node_id] += obj->size;
+			uint64_t id = mcfs_obj_creps(obj)[i].node_id;
+
+			if (id < m->nodes_cap) {
+				objs[id]++;
+				bytes[id] += obj->size;
 			}
 		}
 	}
@@ -204,12 +208,18 @@ static int parse_bool(const char *v, size_t len, bool *out)
 	return 0;
 }
 
+/*
+ * Lowering it on a published file drops the surplus replicas at once (the
+ * first ones stay); raising it only records it: the daemon that handled the
+ * setxattr adds the copies (REPL_START, REPL_END).
+ */
 static int set_replica_num(struct mcfs_req *r, struct mcfs_inode *in, const char *v, size_t len)
 {
-	(void)r;
 	if (len != 1 || v[0] < '1' || v[0] > '0' + MCFS_MAX_REPLICAS)
 		return -EINVAL;
 	in->replica_num = (uint8_t)(v[0] - '0');
+	if (S_ISREG(in->mode) && published(in) && in->u.file.obj.nrep > in->replica_num)
+		mcfs_master_drop_reps(r, &in->u.file.obj, in->replica_num);
 	return 0;
 }
 

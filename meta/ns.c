@@ -74,10 +74,68 @@ static void xattrs_free(struct mcfs_xattrs *x)
 	free(x);
 }
 
+int mcfs_obj_set_reps(struct mcfs_obj *o, const struct mcfs_rep *v, uint8_t n)
+{
+	struct mcfs_rep *many = NULL;
+
+	if (n > 1) {
+		many = malloc(n * sizeof(*many));
+		if (!many)
+			return -ENOMEM;
+		memcpy(many, v, n * sizeof(*many));
+	}
+	/* Copied out before the old list goes: v may be part of it. */
+	if (n == 1) {
+		struct mcfs_rep one = v[0];
+
+		if (o->nrep > 1)
+			free(o->reps.many);
+		o->reps.one = one;
+	} else {
+		if (o->nrep > 1)
+			free(o->reps.many);
+		if (n)
+			o->reps.many = many;
+		else
+			memset(&o->reps, 0, sizeof(o->reps));
+	}
+	o->nrep = n;
+	return 0;
+}
+
+void mcfs_obj_del_rep(struct mcfs_obj *o, uint8_t i)
+{
+	struct mcfs_rep *many;
+
+	if (i >= o->nrep)
+		return;
+	if (o->nrep == 1) {
+		memset(&o->reps, 0, sizeof(o->reps));
+	} else if (o->nrep == 2) {
+		/* Back to the inline form: the survivor moves in. */
+		many = o->reps.many;
+		o->reps.one = many[!i];
+		free(many);
+	} else {
+		many = o->reps.many;
+		memmove(&many[i], &many[i + 1], (size_t)(o->nrep - i - 1) * sizeof(*many));
+	}
+	o->nrep--;
+}
+
+void mcfs_obj_fini(struct mcfs_obj *o)
+{
+	if (o->nrep > 1)
+		free(o->reps.many);
+	memset(o, 0, sizeof(*o));
+}
+
 static void inode_free(struct mcfs_inode *in)
 {
 	if (S_ISLNK(in->mode))
 		free(in->u.lnk.target);
+	else if (S_ISREG(in->mode))
+		mcfs_obj_fini(&in->u.file.obj);
 	xattrs_free(in->xattrs);
 	if (in->name != in->iname)
 		free(in->name);

@@ -54,15 +54,47 @@ static inline uint64_t mcfs_rep_len(const struct mcfs_rep *r)
 	return (uint64_t)r->pages * MCFS_ALLOC_ALIGN;
 }
 
-/* A published version of a file. version 0: nothing published yet. */
+/*
+ * A published version of a file. version 0: nothing published yet.
+ *
+ * Most objects have one replica, so it lives inline; with more, reps.many
+ * is an array of nrep of them (owned). Use mcfs_obj_reps() to read them and
+ * the mcfs_obj_* functions below to change the list, never the union.
+ * The first replica is the one the writer staged (or the oldest survivor).
+ */
 struct mcfs_obj {
 	uint64_t version;
 	uint64_t size;
 	uint64_t lease_ms; /* read lease deadline, monotonic ms; 0 when never leased */
 	uint32_t crc;
-	uint8_t nrep;
-	struct mcfs_rep rep; /* one replica until replication lands */
+	uint8_t nrep; /* complete replicas, 0..MCFS_MAX_REPLICAS */
+	union {
+		struct mcfs_rep one;   /* nrep <= 1 */
+		struct mcfs_rep *many; /* nrep > 1: owned, nrep entries */
+	} reps;
 };
+
+/* The replicas of o, nrep of them. Valid until the list next changes. */
+static inline struct mcfs_rep *mcfs_obj_reps(struct mcfs_obj *o)
+{
+	return o->nrep > 1 ? o->reps.many : &o->reps.one;
+}
+
+static inline const struct mcfs_rep *mcfs_obj_creps(const struct mcfs_obj *o)
+{
+	return o->nrep > 1 ? o->reps.many : &o->reps.one;
+}
+
+/*
+ * Replace o's replica list with a copy of v[0..n) (n <= MCFS_MAX_REPLICAS;
+ * v may point into the current list). 0 or -ENOMEM (o unchanged). It frees
+ * no segment space: that is the caller's.
+ */
+int mcfs_obj_set_reps(struct mcfs_obj *o, const struct mcfs_rep *v, uint8_t n);
+/* Take replica i (< nrep) out of o's list; the others keep their order. Cannot fail. */
+void mcfs_obj_del_rep(struct mcfs_obj *o, uint8_t i);
+/* Free o's list and zero o (its segment space is the caller's). */
+void mcfs_obj_fini(struct mcfs_obj *o);
 
 /* inode flags */
 #define MCFS_I_PENDING	0x1 /* created, not yet published */
@@ -153,7 +185,8 @@ int mcfs_ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name,
 /*
  * Remove inode from its directory and the tables and free it (an empty
  * directory, a file, a symlink; never the root). dir's mtime and ctime
- * become now_ns. The caller has dealt with a file's object.
+ * become now_ns. The caller has dealt with a file's object's space (the
+ * replica list itself is freed here).
  */
 void mcfs_ns_delete(struct mcfs_ns *ns, struct mcfs_inode *in, int64_t now_ns);
 

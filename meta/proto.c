@@ -38,6 +38,7 @@ enum field {
 	F_ATTR,
 	F_REPLICAS,
 	F_TARGET, /* a path-sized string in value */
+	F_SEG_ID,
 };
 
 #define S(...) ((const uint8_t[]){__VA_ARGS__, F_END})
@@ -51,7 +52,7 @@ struct schema {
 
 static const struct schema schemas[] = {
     [MCFS_MSG_HELLO] = {"HELLO", S(F_PROTO, F_NAME, F_NAME2, F_SIZE, F_FLAGS),
-			S(F_NODE_ID, F_PROTO, F_VALUE)},
+			S(F_NODE_ID, F_PROTO, F_SEG_ID, F_VALUE)},
     [MCFS_MSG_HEARTBEAT] = {"HEARTBEAT", S(F_NODE_ID), NONE},
     [MCFS_MSG_BYE] = {"BYE", S(F_NODE_ID), NONE},
     [MCFS_MSG_STATFS] = {"STATFS", NONE, S(F_TOTAL, F_FREE, F_COUNT)},
@@ -206,6 +207,9 @@ static int encode_fields(const uint8_t *f, const struct mcfs_msg *m, struct mcfs
 		case F_PROTO:
 			mcfs_buf_put_u32(b, m->proto);
 			break;
+		case F_SEG_ID:
+			mcfs_buf_put_u32(b, m->seg_id);
+			break;
 		case F_SIZE:
 			mcfs_buf_put_u64(b, m->size);
 			break;
@@ -314,6 +318,9 @@ static void decode_fields(const uint8_t *f, struct mcfs_rd *r, struct mcfs_msg *
 			break;
 		case F_PROTO:
 			m->proto = mcfs_rd_u32(r);
+			break;
+		case F_SEG_ID:
+			m->seg_id = mcfs_rd_u32(r);
 			break;
 		case F_SIZE:
 			m->size = mcfs_rd_u64(r);

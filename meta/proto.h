@@ -163,7 +163,8 @@ struct mcfs_msg {
 	uint32_t valid; /* SETATTR mask */
 	uint32_t count;
 	uint32_t crc;
-	uint32_t proto; /* HELLO: protocol version */
+	uint32_t proto;	 /* HELLO: protocol version */
+	uint32_t seg_id; /* HELLO: the segment registered for the node (grants name it) */
 	uint64_t size;
 	uint64_t total, free;
 	uint64_t cookie;

@@ -9,6 +9,10 @@
   start_node(mode, segment_size=..., extra=...)
          a factory for nodes a test configures itself
   scratch  a temp dir under /tmp outside the mount (pathlib.Path)
+  cluster(n=3, replicas=None, node_ttl="3s", segment_size="128M", extra=())
+         a factory for a helpers.Cluster: an mcfs-master with a short
+         --node-ttl and n nodes (node-a, node-b, ...) on 127.0.0.1, each
+         with its own mount point and segment server port
 
 Binaries come from $MCFS_BUILD/bin (default build/). Every node is
 unmounted and its processes stopped by PID at teardown, even when the test
@@ -32,22 +36,32 @@ def pytest_report_header(config):
     return f"mcfs build: {helpers.build_dir()}"
 
 
-def _require_fuse():
+def _require_fuse(programs=("mcfs",)):
     if not os.path.exists("/dev/fuse"):
         pytest.skip("/dev/fuse is missing: FUSE is not available here")
-    if not os.access(helpers.binary("mcfs"), os.X_OK):
-        pytest.fail(f"{helpers.binary('mcfs')} is missing; build first or set MCFS_BUILD")
+    for b in programs:
+        if not os.access(helpers.binary(b), os.X_OK):
+            pytest.fail(f"{helpers.binary(b)} is missing; build first or set MCFS_BUILD")
+
+
+def _started(request):
+    """The list of started nodes and clusters of this test (their logs go to
+    a failure report)."""
+    if not hasattr(request.node, "_mcfs_nodes"):
+        request.node._mcfs_nodes = []
+    return request.node._mcfs_nodes
 
 
 @pytest.fixture
 def start_node(request):
     nodes = []
-    request.node._mcfs_nodes = nodes
+    started = _started(request)
 
     def start(mode="embedded", segment_size="256M", extra=()):
         _require_fuse()
         n = helpers.Node(mode, segment_size, extra)
         nodes.append(n)
+        started.append(n)
         n.start()
         return n
 
@@ -57,6 +71,31 @@ def start_node(request):
     for n in reversed(nodes):
         for p in n.stop():
             problems.append(f"[{n.mode} node {n.mnt}] {p}")
+    if problems:
+        pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def cluster(request):
+    clusters = []
+    started = _started(request)
+
+    def make(n=3, replicas=None, node_ttl="3s", segment_size="128M", extra=()):
+        _require_fuse(("mcfs", "mcfs-master"))
+        c = helpers.Cluster(node_ttl=node_ttl, segment_size=segment_size, extra=extra)
+        clusters.append(c)
+        started.append(c)
+        c.start_master()
+        for _ in range(n):
+            c.add_node(replicas=replicas)
+        return c
+
+    yield make
+
+    problems = []
+    for c in reversed(clusters):
+        for p in c.stop():
+            problems.append(f"[cluster {c.tmp}] {p}")
     if problems:
         pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
 

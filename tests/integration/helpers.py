@@ -341,3 +341,332 @@ def write_file(path, data):
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+# -- clusters: one master and several nodes on 127.0.0.1 --------------------
+def _lazy_unmount(path):
+    """Detach a mount whose daemon is dead or stopped (fusermount3 -uz)."""
+    if is_mounted(path):
+        subprocess.run(["fusermount3", "-uz", path], capture_output=True)
+    if is_mounted(path):
+        subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def _wait_mounted(path, proc, what):
+    deadline = time.monotonic() + MOUNT_TIMEOUT
+    while not is_mounted(path):
+        if not proc.alive():
+            raise RuntimeError(f"{what} exited with {proc.proc.returncode} before mounting {path}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} not in /proc/mounts after {MOUNT_TIMEOUT:.0f}s")
+        time.sleep(0.05)
+    if "fuse" not in (mount_type(path) or ""):
+        raise RuntimeError(f"{path} is mounted as {mount_type(path)}, not FUSE")
+
+
+class ClusterNode:
+    """One mcfs daemon of a Cluster: its own mount point, segment server
+    port and --node-name. It can be killed (kill -9, then its dead mount is
+    lazily detached), stopped and continued (SIGSTOP/SIGCONT), and started
+    again with the same name, port and mount point. Every process it ran is
+    kept (incarnations) so that all their logs reach a failure report."""
+
+    def __init__(self, cluster, name, port, replicas=None, extra=()):
+        self.cluster = cluster
+        self.name = name
+        self.port = port
+        self.addr = f"127.0.0.1:{port}"
+        self.replicas = replicas
+        self.extra = list(extra)
+        self.mnt = os.path.join(cluster.tmp, name)
+        os.mkdir(self.mnt)
+        self.incarnations = []  # Proc per start, newest last
+        self.stopped = False  # SIGSTOPped and not yet continued
+        self.unmounted = False  # cleanly unmounted by the test
+
+    @property
+    def daemon(self):
+        return self.incarnations[-1] if self.incarnations else None
+
+    def argv(self):
+        args = [binary("mcfs"), self.mnt, "-f",
+                "--master", f"127.0.0.1:{self.cluster.master_port}",
+                "--listen", self.addr,
+                "--node-name", self.name,
+                "--segment-size", self.cluster.segment_size]
+        if self.replicas is not None:
+            args += ["--replicas", str(self.replicas)]
+        return args + self.cluster.extra + self.extra
+
+    def start(self):
+        """Start the daemon (again) and wait for its mount."""
+        if self.daemon is not None and self.daemon.alive():
+            raise RuntimeError(f"{self.name} is still running (pid {self.daemon.pid})")
+        _lazy_unmount(self.mnt)
+        n = len(self.incarnations)
+        log = os.path.join(self.cluster.tmp, f"{self.name}.{n}.log")
+        p = Proc(f"mcfs {self.name}" + (f" (start {n + 1})" if n else ""), self.argv(), log)
+        self.incarnations.append(p)
+        self.stopped = False
+        self.unmounted = False
+        _wait_mounted(self.mnt, p, f"mcfs {self.name}")
+        return self
+
+    def alive(self):
+        return self.daemon is not None and self.daemon.alive()
+
+    def kill(self):
+        """kill -9 the daemon and lazily detach its dead mount."""
+        p = self.daemon
+        if self.stopped:
+            self.cont()
+        p.kill()
+        _lazy_unmount(self.mnt)
+
+    def stop(self):
+        """SIGSTOP: the process stays, its sockets stay open, nothing answers."""
+        os.kill(self.daemon.pid, signal.SIGSTOP)
+        self.stopped = True
+
+    def cont(self):
+        if self.stopped and self.daemon.alive():
+            os.kill(self.daemon.pid, signal.SIGCONT)
+        self.stopped = False
+
+    def unmount(self, timeout=None):
+        """Clean unmount (fusermount3 -u) and wait for the daemon to exit.
+        Returns the daemon's exit status; raises when it does not exit."""
+        timeout = EXIT_TIMEOUT if timeout is None else timeout
+        r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True, text=True)
+        if r.returncode != 0 and is_mounted(self.mnt):
+            raise RuntimeError(f"fusermount3 -u {self.mnt}: {r.stderr.strip()}")
+        self.unmounted = True
+        if not self.daemon.wait_exit(timeout):
+            raise RuntimeError(f"mcfs {self.name} still running {timeout:.0f}s after unmount")
+        return self.daemon.proc.returncode
+
+    def teardown(self):
+        """Unmount, stop every incarnation, check exits and logs. Never
+        raises; returns the problems found."""
+        problems = []
+        p = self.daemon
+        if p is None:
+            return problems
+        try:
+            self.cont()
+            if p.killed:  # killed on purpose, or by the watchdog
+                _lazy_unmount(self.mnt)
+            elif not p.alive():
+                if not self.unmounted:
+                    problems.append(f"{self.name}: mcfs died during the test (exit {p.proc.returncode})")
+                elif p.proc.returncode != 0:
+                    problems.append(f"{self.name}: mcfs exited with {p.proc.returncode} after a clean unmount")
+                _lazy_unmount(self.mnt)
+            else:
+                msg = None
+                for _ in range(50):
+                    r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True, text=True)
+                    if r.returncode == 0 or not is_mounted(self.mnt):
+                        msg = None
+                        break
+                    msg = r.stderr.strip()
+                    if "busy" not in msg.lower():
+                        break
+                    time.sleep(0.1)
+                if msg is not None:
+                    problems.append(f"{self.name}: fusermount3 -u failed ({msg}); lazily unmounted")
+                    _lazy_unmount(self.mnt)
+                if not p.wait_exit(EXIT_TIMEOUT):
+                    problems.append(f"{self.name}: mcfs still running {EXIT_TIMEOUT:.0f}s after unmount")
+                    t = p.terminate()
+                    if t:
+                        problems.append(f"{self.name}: {t}")
+                elif p.proc.returncode != 0:
+                    problems.append(f"{self.name}: mcfs exited with {p.proc.returncode} after a clean unmount (expected 0)")
+        finally:
+            for q in self.incarnations:
+                q.kill()
+                q.close_log()
+                if sanitizer_report(q.text()):
+                    problems.append(f"{q.name}: sanitizer report in its log")
+            _lazy_unmount(self.mnt)
+        return problems
+
+
+class Cluster:
+    """An mcfs-master (--node-ttl short, for tests) and nodes named node-a,
+    node-b, ... each with its own mount point and segment server port, all
+    on 127.0.0.1 under one temp dir. stop() tears everything down by PID,
+    whatever state the test left the nodes in (killed, SIGSTOPped,
+    unmounted), and removes the temp dir."""
+
+    mode = "cluster"  # for the log sections of a failure report
+
+    def __init__(self, node_ttl="3s", segment_size="128M", extra=()):
+        self.node_ttl = node_ttl
+        self.segment_size = segment_size
+        self.extra = list(extra)
+        self.tmp = tempfile.mkdtemp(prefix="mcfs-cl-", dir="/tmp")
+        self.mnt = self.tmp  # what the failure report names
+        self.master = None
+        self.master_port = None
+        self.http_port = None
+        self.nodes = []
+        self.timed_out = False
+        self._watchdog = threading.Timer(TEST_TIMEOUT, self._hung)
+        self._watchdog.daemon = True
+
+    def start_master(self):
+        for b in ("mcfs", "mcfs-master"):
+            if not os.access(binary(b), os.X_OK):
+                raise RuntimeError(f"{binary(b)} is missing: build first (MCFS_BUILD={build_dir()})")
+        self.master_port = free_port()
+        self.http_port = free_port()
+        self.master = Proc(
+            "mcfs-master",
+            [binary("mcfs-master"), "--listen", f"127.0.0.1:{self.master_port}",
+             "--http", f"127.0.0.1:{self.http_port}", "--node-ttl", self.node_ttl],
+            os.path.join(self.tmp, "master.log"),
+        )
+        wait_port(self.master_port, self.master.proc, MOUNT_TIMEOUT, "mcfs-master")
+        self._watchdog.start()
+        return self
+
+    def add_node(self, name=None, replicas=None, extra=(), start=True):
+        name = name or f"node-{chr(ord('a') + len(self.nodes))}"
+        n = ClusterNode(self, name, free_port(), replicas, extra)
+        self.nodes.append(n)
+        if start:
+            n.start()
+        return n
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def procs(self):
+        out = [self.master] if self.master is not None else []
+        for n in self.nodes:
+            out += n.incarnations
+        return out
+
+    def _hung(self):
+        self.timed_out = True
+        for n in self.nodes:
+            if n.daemon is not None:
+                try:
+                    n.cont()
+                except OSError:
+                    pass
+        for p in self.procs():
+            p.kill()
+
+    def stop(self):
+        problems = []
+        self._watchdog.cancel()
+        if self.timed_out:
+            problems.append(f"test ran past {TEST_TIMEOUT:.0f}s (hung?); daemons were killed")
+        try:
+            # Continue every stopped node first: a stopped node would hold
+            # up the clean unmounts of the others.
+            for n in self.nodes:
+                try:
+                    n.cont()
+                except OSError:
+                    pass
+            for n in reversed(self.nodes):
+                problems += n.teardown()
+            if self.master is not None:
+                m = self.master
+                if not m.alive() and not m.killed:
+                    problems.append(f"mcfs-master died during the test (exit {m.proc.returncode})")
+                t = m.terminate()
+                if t:
+                    problems.append(t)
+                if m.proc.returncode not in (0, -signal.SIGTERM) and not m.killed:
+                    problems.append(f"mcfs-master exited with {m.proc.returncode} on SIGTERM")
+                m.close_log()
+                if sanitizer_report(m.text()):
+                    problems.append("sanitizer report in the mcfs-master log")
+        finally:
+            for p in self.procs():
+                p.kill()
+                p.close_log()
+            still = [n.mnt for n in self.nodes if is_mounted(n.mnt)]
+            if still:
+                problems.append(f"still mounted: {' '.join(still)}; temp dir left in place")
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        return problems
+
+
+def replicas_of(path):
+    """user.mcfs.replicas as a list of (node, addr, tier, state) tuples."""
+    text = os.getxattr(path, "user.mcfs.replicas").decode()
+    return [tuple(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def wait_for(cond, timeout, what, interval=0.2):
+    """Poll cond() until it returns something true; return that. Fails
+    (AssertionError) after timeout seconds, naming what was awaited. A
+    deadline is for hangs, never a measure: make it generous."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v
+            last_exc = None
+        except OSError as e:
+            last_exc = e
+        if time.monotonic() > deadline:
+            extra = f" (last error: {last_exc})" if last_exc else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{extra}")
+        time.sleep(interval)
+
+
+# A child process that reads files and prints one line per path: the
+# sha256 and size of the content, or the errno name of the failure. Reads
+# that hang (a stopped peer nobody times out) are killed with the child
+# instead of blocking the test: FUSE waits are killable.
+_DIGEST_CHILD = r"""
+import errno, hashlib, json, os, sys
+for path in json.load(sys.stdin):
+    try:
+        h = hashlib.sha256()
+        n = 0
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+                n += len(b)
+        out = [path, h.hexdigest(), n]
+    except OSError as e:
+        out = [path, errno.errorcode.get(e.errno, str(e.errno)), -1]
+    print(json.dumps(out), flush=True)
+"""
+
+
+def digests(paths, timeout=60):
+    """{path: (sha256 hex or errno name, size)} for every path, read in a
+    child process that is killed after timeout seconds; paths it did not
+    get to map to ("TIMEOUT", -1)."""
+    import json
+
+    paths = list(paths)
+    p = subprocess.Popen(["/usr/bin/python3", "-c", _DIGEST_CHILD], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(json.dumps(paths), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    got = {}
+    for line in out.splitlines():
+        path, d, n = json.loads(line)
+        got[path] = (d, n)
+    for path in paths:
+        got.setdefault(path, ("TIMEOUT", -1))
+    return got

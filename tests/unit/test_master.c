@@ -3,8 +3,10 @@
  * Unit tests of the master core (meta/master.c, meta/master_xattr.c),
  * driven the way the daemon and the server drive it: request frames built
  * with mcfs_msg_encode() go through mcfs_master_handle(), responses are
- * decoded with mcfs_msg_decode_frame(). Leases and pins run on a fake clock
- * (mcfs_master_set_clock); mcfs_master_tick() gets explicit times.
+ * decoded with mcfs_msg_decode_frame(). Leases, pins and node TTLs run on a
+ * fake clock (mcfs_master_set_clock); mcfs_master_tick() gets explicit times.
+ * Sessions that say HELLO stand for nodes, so three sessions are a cluster
+ * of three.
  */
 #include <criterion/criterion.h>
 
@@ -45,9 +47,14 @@ static void setup_conf(const struct mcfs_master_conf *c)
 		mcfs_buf_init(&rbuf[i]);
 }
 
+/* Long node TTL: the lease and pin tests jump the clock far past the default 10 s. */
 static void setup(void)
 {
-	setup_conf(NULL);
+	struct mcfs_master_conf c;
+
+	mcfs_master_conf_default(&c);
+	c.node_ttl_ms = 3600 * 1000;
+	setup_conf(&c);
 }
 
 static void teardown(void)
@@ -131,6 +138,13 @@ hello_ex(struct mcfs_master_sess *s, const char *name, const char *addr, uint64_
 	ret = call(s, &q, &r);
 	if (!ret) {
 		cr_assert_eq(r.proto, MCFS_PROTO_VERSION);
+		/* Every node gets the secret that signs its grants. */
+		cr_assert_eq(r.value.len, MCFS_GRANT_SECRET_LEN);
+		cr_assert_eq(memcmp(r.value.p, m->grant_secret, MCFS_GRANT_SECRET_LEN), 0);
+		/* The segment its grants name, 0 without one. */
+		cr_assert_eq(r.seg_id, mcfs_master_node(m, r.node_id)->seg_id);
+		if (!size)
+			cr_assert_eq(r.seg_id, 0);
 		if (node_id)
 			*node_id = r.node_id;
 	}
@@ -2141,4 +2155,814 @@ Test(master, batch_binds_and_stays_under_the_frame_limit, .timeout = 60)
 	cr_assert_geq(ok, 12);
 	cr_assert_geq(big, 1);
 	mcfs_buf_fini(&b);
+}
+
+/* A cluster: several nodes, replicas, grants, node failure */
+
+#define ADDR_A "10.0.0.1:7422"
+#define ADDR_B "10.0.0.2:7422"
+#define ADDR_C "10.0.0.3:7422"
+
+/* A session bound to a new node with a segment of size bytes; its id in *id. */
+static struct mcfs_master_sess *node_ex(const char *name, const char *addr, uint64_t size,
+					uint64_t *id)
+{
+	struct mcfs_master_sess *s = sess();
+
+	cr_assert_eq(hello_ex(s, name, addr, size, id), 0);
+	return s;
+}
+
+/* Use the TTL tests' configuration: the default 10 s node TTL. */
+static void use_node_ttl(uint64_t ttl_ms)
+{
+	struct mcfs_master_conf c;
+
+	mcfs_master_conf_default(&c);
+	c.node_ttl_ms = ttl_ms;
+	teardown();
+	setup_conf(&c);
+}
+
+static int put_place(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, struct mcfs_msg *r)
+{
+	struct mcfs_msg q = M(MCFS_MSG_PUT_PLACE);
+
+	q.put_id = put_id;
+	q.size = size;
+	return call(s, &q, r);
+}
+
+static int repl_start(struct mcfs_master_sess *s, uint64_t ino, uint64_t version, uint32_t count,
+		      struct mcfs_msg *r)
+{
+	struct mcfs_msg q = M(MCFS_MSG_REPL_START);
+
+	q.ino = ino;
+	q.version = version;
+	q.count = count;
+	return call(s, &q, r);
+}
+
+static int repl_end(struct mcfs_master_sess *s, uint64_t put_id)
+{
+	struct mcfs_msg q = M(MCFS_MSG_REPL_END), r;
+
+	q.put_id = put_id;
+	return call(s, &q, &r);
+}
+
+static int lease_ex(struct mcfs_master_sess *s, uint64_t ino, uint64_t version, struct mcfs_msg *r)
+{
+	struct mcfs_msg q = M(MCFS_MSG_LEASE);
+
+	q.ino = ino;
+	q.version = version;
+	return call(s, &q, r);
+}
+
+static int heartbeat(struct mcfs_master_sess *s, uint64_t id)
+{
+	struct mcfs_msg q = M(MCFS_MSG_HEARTBEAT), r;
+
+	q.node_id = id;
+	return call(s, &q, &r);
+}
+
+/* Publish size bytes into ino the way the daemon does with replicas: start, place, end. */
+static struct mcfs_attr publish_placed(struct mcfs_master_sess *s, uint64_t ino, uint64_t size,
+				       uint32_t nrep_want)
+{
+	struct mcfs_msg p, r;
+	struct mcfs_attr a;
+
+	cr_assert_eq(put_start(s, ino, size, &p), 0);
+	cr_assert_eq(put_place(s, p.put_id, size, &r), 0);
+	cr_assert_eq(r.nrep, nrep_want);
+	cr_assert_eq(put_end(s, p.put_id, size, 0, &a), 0);
+	return a;
+}
+
+/* Check rp's grant as a segment server would, for access to [off, off + len). */
+static int grant_check(const struct mcfs_replica *rp, uint8_t access, uint64_t off, uint64_t len,
+		       uint64_t wall_ms)
+{
+	struct mcfs_grant g = {
+	    .node_id = rp->node_id,
+	    .seg_id = rp->seg_id,
+	    .access = rp->access,
+	    .offset = rp->offset,
+	    .len = rp->len,
+	    .expiry_ms = rp->expiry_ms,
+	    .mac = rp->mac,
+	};
+
+	return mcfs_grant_check(&g, m->grant_secret, rp->node_id, rp->seg_id, access, off, len,
+				wall_ms);
+}
+
+/* rp's grant lets its holder do access to the whole range now, and expires about ttl from now. */
+static void assert_grant(const struct mcfs_replica *rp, uint8_t access, uint64_t ttl)
+{
+	uint64_t wall = mcfs_grant_now_ms();
+
+	cr_assert_eq(rp->access, access);
+	cr_assert_eq(grant_check(rp, access, rp->offset, rp->len, wall), 0);
+	cr_assert_geq(rp->expiry_ms, wall + ttl - 2000, "expires in %lld ms, not %llu",
+		      (long long)(rp->expiry_ms - wall), (unsigned long long)ttl);
+	cr_assert_leq(rp->expiry_ms, wall + ttl);
+}
+
+/* The node ids of r's replicas, as "1,2,3". */
+static void rep_nodes(const struct mcfs_msg *r, char *out)
+{
+	out[0] = '\0';
+	for (uint32_t i = 0; i < r->nrep; i++)
+		sprintf(out + strlen(out), "%s%llu", i ? "," : "",
+			(unsigned long long)r->rep[i].node_id);
+}
+
+static void get_nodes_is(struct mcfs_master_sess *s, uint64_t ino, const char *want)
+{
+	struct mcfs_msg r;
+	char v[128];
+
+	cr_assert_eq(get(s, ino, &r), 0, "get %llu", (unsigned long long)ino);
+	rep_nodes(&r, v);
+	cr_assert_str_eq(v, want, "replicas of %llu", (unsigned long long)ino);
+	for (uint32_t i = 0; i < r.nrep; i++)
+		cr_assert_eq(r.rep[i].state, MCFS_REP_COMPLETE);
+}
+
+Test(master, grant_secret_is_per_master)
+{
+	struct mcfs_master *other;
+
+	node("node-a", ADDR_A); /* hello_ex checks the secret it hands out */
+	cr_assert_eq(mcfs_master_create(NULL, &other), 0);
+	cr_assert_neq(memcmp(other->grant_secret, m->grant_secret, MCFS_GRANT_SECRET_LEN), 0);
+	mcfs_master_destroy(other);
+}
+
+Test(master, grants_verify_and_fail_when_tampered)
+{
+	struct mcfs_master_sess *a = node("node-a", ADDR_A), *b = node("node-b", ADDR_B);
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_msg p, r, r2;
+	struct mcfs_replica t;
+	uint64_t wall;
+
+	/* The writer's staging: read and write, for a minute. */
+	cr_assert_eq(put_start(a, f, 10000, &p), 0);
+	assert_grant(&p.rep[0], MCFS_GRANT_READ | MCFS_GRANT_WRITE, 60000);
+	cr_assert_eq(put_grow(a, p.put_id, 20000, &r), 0);
+	assert_grant(&r.rep[0], MCFS_GRANT_READ | MCFS_GRANT_WRITE, 60000);
+	cr_assert_eq(r.rep[0].len, 20480);
+	cr_assert_eq(put_end(a, p.put_id, 10000, 0, NULL), 0);
+
+	/* A reader: read only, until the lease ends. */
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(r.nrep, 1);
+	assert_grant(&r.rep[0], MCFS_GRANT_READ, 10000);
+	wall = mcfs_grant_now_ms();
+	cr_assert_eq(r.rep[0].node_id, 1);
+	cr_assert_eq(r.rep[0].len, 12288);
+	cr_assert_eq(grant_check(&r.rep[0], MCFS_GRANT_WRITE, r.rep[0].offset, 1, wall), -EACCES);
+	cr_assert_eq(grant_check(&r.rep[0], MCFS_GRANT_READ, r.rep[0].offset + 4096, 8192, wall),
+		     0);
+	cr_assert_eq(grant_check(&r.rep[0], MCFS_GRANT_READ, r.rep[0].offset + 4096, 8193, wall),
+		     -ERANGE);
+	cr_assert_eq(grant_check(&r.rep[0], MCFS_GRANT_READ, r.rep[0].offset + 12288, 1, wall),
+		     -ERANGE);
+	cr_assert_eq(
+	    grant_check(&r.rep[0], MCFS_GRANT_READ, r.rep[0].offset, 1, r.rep[0].expiry_ms + 1),
+	    -ETIMEDOUT);
+	/* Any field changed breaks the MAC. */
+	t = r.rep[0];
+	t.len += 4096;
+	cr_assert_eq(grant_check(&t, MCFS_GRANT_READ, t.offset, 1, wall), -EACCES);
+	t = r.rep[0];
+	t.offset += 4096;
+	cr_assert_eq(grant_check(&t, MCFS_GRANT_READ, t.offset, 1, wall), -EACCES);
+	t = r.rep[0];
+	t.access |= MCFS_GRANT_WRITE;
+	cr_assert_eq(grant_check(&t, MCFS_GRANT_WRITE, t.offset, 1, wall), -EACCES);
+	t = r.rep[0];
+	t.expiry_ms += 100000;
+	cr_assert_eq(grant_check(&t, MCFS_GRANT_READ, t.offset, 1, wall), -EACCES);
+	t = r.rep[0];
+	t.mac ^= 1;
+	cr_assert_eq(grant_check(&t, MCFS_GRANT_READ, t.offset, 1, wall), -EACCES);
+	t = r.rep[0];
+	t.node_id = 2;
+	cr_assert_eq(grant_check(&t, MCFS_GRANT_READ, t.offset, 1, wall), -EACCES);
+	t = r.rep[0];
+	t.seg_id = 2;
+	cr_assert_eq(grant_check(&t, MCFS_GRANT_READ, t.offset, 1, wall), -EACCES);
+
+	/* LEASE renews with fresh grants: a later deadline, as long as the lease. */
+	now_ms += 4000;
+	cr_assert_eq(lease_ex(b, f, attr_of(b, f).version, &r2), 0);
+	cr_assert_eq(r2.lease_ms, 10000);
+	cr_assert_eq(r2.nrep, 1);
+	assert_grant(&r2.rep[0], MCFS_GRANT_READ, 10000);
+	cr_assert_eq(r2.rep[0].offset, r.rep[0].offset);
+	cr_assert_geq(r2.rep[0].expiry_ms, r.rep[0].expiry_ms);
+	/* A grant never ends before the lease it came with, even one granted earlier. */
+	now_ms += 1000;
+	cr_assert_eq(get(b, f, &r2), 0);
+	assert_grant(&r2.rep[0], MCFS_GRANT_READ, 10000);
+}
+
+Test(master, put_place_puts_replicas_on_distinct_nodes)
+{
+	uint64_t ia, ib, ic;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node_ex("node-b", ADDR_B, SEG, &ib),
+				*c = node_ex("node-c", ADDR_C, SEG, &ic);
+	uint64_t d3 = mkd(a, MCFS_ROOT_INO, "three"), d2 = mkd(a, MCFS_ROOT_INO, "two");
+	uint64_t f, g, total, free_;
+	struct mcfs_msg p, r;
+	struct mcfs_attr at;
+	char v[4096];
+
+	cr_assert_eq(xset(a, d3, "user.mcfs.replica_num", "3"), 0);
+	cr_assert_eq(xset(a, d2, "user.mcfs.replica_num", "2"), 0);
+	f = creat(a, d3, "f");
+	xget_is(a, f, "user.mcfs.replica_num", "3");
+	cr_assert_eq(put_start(a, f, 20000, &p), 0);
+	cr_assert_eq(p.nrep, 1);
+	/* The final size is smaller: the staging is trimmed, copies are that size. */
+	cr_assert_eq(put_place(a, p.put_id, 10000, &r), 0);
+	cr_assert_eq(r.nrep, 3);
+	cr_assert_eq(r.rep[0].node_id, ia);
+	cr_assert_eq(r.rep[0].offset, p.rep[0].offset);
+	assert_grant(&r.rep[0], MCFS_GRANT_READ | MCFS_GRANT_WRITE, 60000);
+	cr_assert_eq(r.rep[1].node_id, ib); /* equal free space: the older node first */
+	cr_assert_eq(r.rep[2].node_id, ic);
+	cr_assert_eq(r.rep[1].addr.len, strlen(ADDR_B));
+	cr_assert_eq(memcmp(r.rep[1].addr.p, ADDR_B, strlen(ADDR_B)), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(r.rep[i].state, MCFS_REP_PENDING);
+		cr_assert_eq(r.rep[i].len, 12288);
+		cr_assert_eq(r.rep[i].seg_id, r.rep[i].node_id);
+		if (i)
+			assert_grant(&r.rep[i], MCFS_GRANT_WRITE, 60000);
+	}
+	statfs(a, &total, &free_, NULL);
+	cr_assert_eq(total, 3 * SEG);
+	cr_assert_eq(free_, 3 * SEG - 3 * 12288);
+	/* Nothing is visible before PUT_END, to anyone. */
+	cr_assert_eq(getattr(b, f, NULL), -ENOENT);
+	cr_assert_eq(put_end(a, p.put_id, 10000, 9, &at), 0);
+	cr_assert_eq(at.size, 10000);
+	get_nodes_is(c, f, "1,2,3");
+	cr_assert_eq(get(c, f, &r), 0);
+	for (int i = 0; i < 3; i++)
+		assert_grant(&r.rep[i], MCFS_GRANT_READ, 10000);
+	xget_is(b, f, "user.mcfs.replicas",
+		"node-a " ADDR_A " dram complete\nnode-b " ADDR_B " dram complete\nnode-c " ADDR_C
+		" dram complete\n");
+	xget_is(b, MCFS_ROOT_INO, "user.mcfs.locations",
+		"node-a 1 10000\nnode-b 1 10000\nnode-c 1 10000\n");
+
+	/* replica_num 2: the one other node with the most free space. */
+	publish(b, creat(b, MCFS_ROOT_INO, "fill-b"), 100000, 0);
+	g = creat(a, d2, "g");
+	publish_placed(a, g, 5000, 2);
+	get_nodes_is(b, g, "1,3");
+	/* The writer's own node is never picked again, whatever its space. */
+	g = creat(c, d2, "h");
+	publish_placed(c, g, 5000, 2);
+	get_nodes_is(b, g, "3,1");
+	(void)xget(b, g, "user.mcfs.replicas", v);
+	cr_assert_str_eq(v, "node-c " ADDR_C " dram complete\nnode-a " ADDR_A " dram complete\n");
+}
+
+Test(master, put_place_settles_for_fewer_replicas)
+{
+	uint64_t ia, ib, ic;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node_ex("node-b", ADDR_B, SEG, &ib);
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), f, big, full;
+	struct mcfs_msg p, r;
+
+	cr_assert_eq(xset(a, d, "user.mcfs.replica_num", "3"), 0);
+	/* Two nodes, replica_num 3: two replicas. */
+	f = creat(a, d, "f");
+	publish_placed(a, f, 4096, 2);
+	get_nodes_is(b, f, "1,2");
+
+	/* Nodes without room, a segment or an address to be written at are passed over. */
+	struct mcfs_master_sess *c = node_ex("node-c", ADDR_C, SEG, &ic);
+	struct mcfs_master_sess *tool = node_ex("client", "", 0, NULL);
+	struct mcfs_master_sess *local = node_ex("local-only", "", 4 * SEG, NULL);
+
+	full = creat(c, MCFS_ROOT_INO, "full");
+	publish(c, full, SEG - 8192, 0);
+	big = creat(a, d, "big");
+	cr_assert_eq(put_start(a, big, 3 * 4096, &p), 0);
+	cr_assert_eq(put_place(a, p.put_id, 3 * 4096, &r), 0);
+	cr_assert_eq(r.nrep, 2); /* a and b: c has 8 KiB left, tool and local-only do not count */
+	cr_assert_eq(r.rep[1].node_id, ib);
+	cr_assert_eq(put_end(a, p.put_id, 3 * 4096, 0, NULL), 0);
+	/* 8 KiB still fits on c: three replicas, the roomier b first. */
+	f = creat(a, d, "small");
+	publish_placed(a, f, 8192, 3);
+	get_nodes_is(b, f, "1,2,3");
+	cr_assert_eq(pool_free(a), 7 * SEG - (SEG - 8192) - 2 * 4096 - 2 * 3 * 4096 - 3 * 8192);
+	(void)tool;
+	(void)local;
+}
+
+Test(master, put_place_rules)
+{
+	uint64_t ia;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node("node-b", ADDR_B);
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), f, e;
+	struct mcfs_msg p, r, r2;
+	struct mcfs_attr at;
+
+	cr_assert_eq(xset(a, d, "user.mcfs.replica_num", "2"), 0);
+	f = creat(a, d, "f");
+	cr_assert_eq(put_start(a, f, 8192, &p), 0);
+	cr_assert_eq(put_place(a, p.put_id, 8193, &r), -EINVAL); /* over the capacity */
+	cr_assert_eq(put_place(b, p.put_id, 100, &r), -EPERM);
+	cr_assert_eq(put_place(a, 12345, 100, &r), -ENOENT);
+	cr_assert_eq(put_place(a, p.put_id, 5000, &r), 0);
+	cr_assert_eq(r.nrep, 2);
+	/* Asked again: the same ranges, fresh grants. */
+	cr_assert_eq(put_place(a, p.put_id, 5000, &r2), 0);
+	cr_assert_eq(r2.nrep, 2);
+	cr_assert_eq(r2.rep[1].node_id, r.rep[1].node_id);
+	cr_assert_eq(r2.rep[1].offset, r.rep[1].offset);
+	cr_assert_eq(put_place(a, p.put_id, 4000, &r2), -EINVAL);
+	/* Placed: no more growing, and the end must say the placed size. */
+	cr_assert_eq(put_grow(a, p.put_id, 100000, &r2), -EINVAL);
+	cr_assert_eq(put_end(a, p.put_id, 4000, 0, NULL), -EINVAL);
+	cr_assert_eq(pool_free(a), 2 * SEG - 2 * 8192);
+	/* Revoked: every range goes. */
+	cr_assert_eq(put_revoke(a, p.put_id), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG);
+	cr_assert_eq(attr_of(a, f).flags, MCFS_ATTR_PENDING);
+
+	/* Without PUT_PLACE, one replica, as before replication. */
+	publish(a, f, 100, 0);
+	get_nodes_is(b, f, "1");
+	/* An empty object: replicas of 0 bytes that hold no space. */
+	e = creat(a, d, "empty");
+	cr_assert_eq(put_start(a, e, 50000, &p), 0);
+	cr_assert_eq(put_place(a, p.put_id, 0, &r), 0);
+	cr_assert_eq(r.nrep, 2);
+	cr_assert_eq(r.rep[0].len, 0);
+	cr_assert_eq(r.rep[1].len, 0);
+	cr_assert_eq(put_end(a, p.put_id, 0, 0, &at), 0);
+	cr_assert_eq(at.size, 0);
+	get_nodes_is(b, e, "1,2");
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+	/* A file unlinked before its place: the put is freed. */
+	cr_assert_eq(put_start(a, f, 8192, &p), 0);
+	cr_assert_eq(unlink_ex(a, d, "f"), 0);
+	cr_assert_eq(put_place(a, p.put_id, 8192, &r), -ENOENT);
+	cr_assert_eq(put_revoke(a, p.put_id), -ENOENT);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096); /* f's object, still leased */
+	mcfs_master_tick(m, now_ms + 10000);
+	cr_assert_eq(pool_free(a), 2 * SEG);
+	/* A file unlinked after its place: the end frees every range. */
+	f = creat(a, d, "g");
+	cr_assert_eq(put_start(a, f, 8192, &p), 0);
+	cr_assert_eq(put_place(a, p.put_id, 8192, &r), 0);
+	cr_assert_eq(unlink_ex(a, d, "g"), 0);
+	cr_assert_eq(put_end(a, p.put_id, 8192, 0, NULL), -ENOENT);
+	cr_assert_eq(pool_free(a), 2 * SEG);
+	/* replica_num lowered between place and end: the extra copies are let go. */
+	f = creat(a, d, "h");
+	cr_assert_eq(put_start(a, f, 8192, &p), 0);
+	cr_assert_eq(put_place(a, p.put_id, 8192, &r), 0);
+	cr_assert_eq(r.nrep, 2);
+	cr_assert_eq(xset(a, f, "user.mcfs.replica_num", "1"), 0);
+	cr_assert_eq(put_end(a, p.put_id, 8192, 0, NULL), 0);
+	get_nodes_is(b, f, "1");
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192);
+}
+
+Test(master, repl_start_end_adds_replicas)
+{
+	uint64_t ia, ib, ic;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node_ex("node-b", ADDR_B, SEG, &ib),
+				*c = node_ex("node-c", ADDR_C, SEG, &ic);
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f"), d = mkd(a, MCFS_ROOT_INO, "d");
+	struct mcfs_attr v1 = publish(a, f, 6000, 5);
+	struct mcfs_msg r, r2;
+	char v[4096];
+
+	/* Raising replica_num only records it. */
+	cr_assert_eq(xset(b, f, "user.mcfs.replica_num", "3"), 0);
+	get_nodes_is(b, f, "1");
+	cr_assert_eq(repl_start(b, f, v1.version + 1, 2, &r), -ENOENT);
+	cr_assert_eq(repl_start(b, f, 0, 2, &r), -ENOENT);
+	cr_assert_eq(repl_start(b, 9999, v1.version, 2, &r), -ENOENT);
+	cr_assert_eq(repl_start(b, d, v1.version, 2, &r), -EISDIR);
+	cr_assert_eq(repl_start(b, f, v1.version, 0, &r), -EINVAL);
+	/* The daemon that handled the setxattr copies it: two new nodes. */
+	cr_assert_eq(repl_start(b, f, v1.version, 2, &r), 0);
+	cr_assert_gt(r.put_id, 0);
+	cr_assert_eq(r.nrep, 2);
+	cr_assert_eq(r.rep[0].node_id, ib);
+	cr_assert_eq(r.rep[1].node_id, ic);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(r.rep[i].state, MCFS_REP_PENDING);
+		cr_assert_eq(r.rep[i].len, 8192);
+		assert_grant(&r.rep[i], MCFS_GRANT_WRITE, 60000);
+	}
+	cr_assert_eq(pool_free(a), 3 * SEG - 3 * 8192);
+	/* Pending copies are nobody's business yet. */
+	get_nodes_is(c, f, "1");
+	cr_assert_eq(repl_end(a, r.put_id), -EPERM);
+	cr_assert_eq(put_end(b, r.put_id, 6000, 0, NULL), -EINVAL);
+	cr_assert_eq(put_place(b, r.put_id, 6000, &r2), -EINVAL);
+	cr_assert_eq(repl_end(b, r.put_id), 0);
+	cr_assert_eq(repl_end(b, r.put_id), -ENOENT);
+	get_nodes_is(c, f, "1,2,3");
+	xget_is(c, f, "user.mcfs.replicas",
+		"node-a " ADDR_A " dram complete\nnode-b " ADDR_B " dram complete\nnode-c " ADDR_C
+		" dram complete\n");
+	/* Every node holds one now: nowhere left. */
+	cr_assert_eq(repl_start(b, f, v1.version, 1, &r), -ENOSPC);
+	/* A write put is not a replication. */
+	cr_assert_eq(put_start(a, f, 10, &r2), 0);
+	cr_assert_eq(repl_end(a, r2.put_id), -EINVAL);
+	cr_assert_eq(put_revoke(a, r2.put_id), 0);
+	cr_assert_eq(pool_free(a), 3 * SEG - 3 * 8192);
+	(void)v;
+}
+
+Test(master, repl_of_a_replaced_version_is_freed)
+{
+	uint64_t ib;
+	struct mcfs_master_sess *a = node("node-a", ADDR_A),
+				*b = node_ex("node-b", ADDR_B, SEG, &ib);
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_attr v1 = publish(a, f, 4096, 1);
+	struct mcfs_msg r;
+
+	/* Asking for more than there are nodes: what there is. */
+	cr_assert_eq(repl_start(a, f, v1.version, 7, &r), 0);
+	cr_assert_eq(r.nrep, 1);
+	cr_assert_eq(r.rep[0].node_id, ib);
+	cr_assert_eq(pool_free(a), 2 * SEG - 2 * 4096);
+	/* A new version is published meanwhile: the copy is of nothing current. */
+	publish(a, f, 4096, 2);
+	cr_assert_eq(repl_end(a, r.put_id), -ENOENT);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+	xget_is(b, f, "user.mcfs.replicas", "node-a " ADDR_A " dram complete\n");
+	/* Unlinked meanwhile: the same. */
+	cr_assert_eq(repl_start(a, f, attr_of(a, f).version, 1, &r), 0);
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "f"), 0);
+	cr_assert_eq(repl_end(a, r.put_id), -ENOENT);
+	cr_assert_eq(pool_free(a), 2 * SEG);
+	/* Revoked: freed. */
+	f = creat(a, MCFS_ROOT_INO, "g");
+	v1 = publish(a, f, 4096, 1);
+	cr_assert_eq(repl_start(a, f, v1.version, 1, &r), 0);
+	cr_assert_eq(put_revoke(b, r.put_id), -EPERM);
+	cr_assert_eq(put_revoke(a, r.put_id), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+	/* No other node with room: ENOSPC. */
+	publish(b, creat(b, MCFS_ROOT_INO, "fill"), SEG, 0);
+	cr_assert_eq(repl_start(a, f, v1.version, 1, &r), -ENOSPC);
+	/* Two replications racing to one node: the second copy is let go. */
+	cr_assert_eq(unlink_ex(b, MCFS_ROOT_INO, "fill"), 0);
+	struct mcfs_msg r1, r2;
+
+	cr_assert_eq(repl_start(a, f, v1.version, 1, &r1), 0);
+	cr_assert_eq(repl_start(b, f, v1.version, 1, &r2), 0);
+	cr_assert_eq(r1.rep[0].node_id, ib);
+	cr_assert_eq(r2.rep[0].node_id, ib);
+	cr_assert_eq(repl_end(b, r2.put_id), 0);
+	cr_assert_eq(repl_end(a, r1.put_id), 0);
+	get_nodes_is(b, f, "1,2");
+	cr_assert_eq(pool_free(a), 2 * SEG - 2 * 4096);
+}
+
+Test(master, lowering_replica_num_drops_replicas_after_their_lease)
+{
+	struct mcfs_master_sess *a = node("node-a", ADDR_A), *b = node("node-b", ADDR_B),
+				*c = node("node-c", ADDR_C);
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), f, g;
+	struct mcfs_msg r;
+	uint64_t t0;
+
+	cr_assert_eq(xset(a, d, "user.mcfs.replica_num", "3"), 0);
+	f = creat(a, d, "f");
+	publish_placed(a, f, 8192, 3);
+	g = creat(a, d, "g");
+	publish_placed(a, g, 4096, 3);
+	cr_assert_eq(pool_free(a), 3 * SEG - 3 * 8192 - 3 * 4096);
+	/* f is being read; g is not. */
+	t0 = now_ms;
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(xset(c, f, "user.mcfs.replica_num", "1"), 0);
+	cr_assert_eq(xset(c, g, "user.mcfs.replica_num", "2\n"), 0);
+	get_nodes_is(b, f, "1");
+	get_nodes_is(b, g, "1,2");
+	xget_is(b, f, "user.mcfs.replicas", "node-a " ADDR_A " dram complete\n");
+	/* g's copy is free at once; f's two wait for the lease its reader holds. */
+	cr_assert_eq(pool_free(a), 3 * SEG - 3 * 8192 - 2 * 4096);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 9999), 1);
+	cr_assert_eq(pool_free(a), 3 * SEG - 3 * 8192 - 2 * 4096);
+	/* (The GETs since ran at t0 too: the clock stood still.) */
+	cr_assert_eq(mcfs_master_tick(m, t0 + 10000), 1000);
+	cr_assert_eq(pool_free(a), 3 * SEG - 8192 - 2 * 4096);
+	/* Raising it again records it; the copies come from REPL_START. */
+	cr_assert_eq(xset(c, f, "user.mcfs.replica_num", "2"), 0);
+	get_nodes_is(b, f, "1");
+	xget_is(b, f, "user.mcfs.replica_num", "2");
+}
+
+/* One SOLE_LIST page: inos into out[], count returned, *eof set. */
+static uint32_t sole_page(struct mcfs_master_sess *s, uint64_t *cookie, uint32_t count,
+			  uint64_t *out, bool *eof)
+{
+	struct mcfs_msg q = M(MCFS_MSG_SOLE_LIST), r;
+	struct mcfs_sole e;
+	struct mcfs_rd rd;
+	uint32_t n = 0;
+	int ret;
+
+	q.cookie = *cookie;
+	q.count = count;
+	cr_assert_eq(call(s, &q, &r), 0);
+	mcfs_rd_init(&rd, r.value.p, r.value.len);
+	while ((ret = mcfs_sole_next(&rd, &e)) == 1) {
+		struct mcfs_attr a = attr_of(s, e.ino);
+
+		cr_assert_gt(e.cookie, *cookie);
+		cr_assert_eq(e.cookie, e.ino);
+		cr_assert_eq(e.version, a.version);
+		cr_assert_eq(e.size, a.size);
+		if (n)
+			cr_assert_gt(e.ino, out[n - 1]);
+		out[n++] = e.ino;
+		*cookie = e.cookie;
+	}
+	cr_assert_eq(ret, 0);
+	cr_assert_eq(n, r.count);
+	*eof = r.flags & MCFS_READDIR_EOF;
+	return n;
+}
+
+Test(master, sole_list_pages_through_the_callers_only_copies)
+{
+	struct mcfs_master_sess *a = node("node-a", ADDR_A), *b = node("node-b", ADDR_B),
+				*tool = sess();
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), sole[12], seen[16], cookie = 0;
+	struct mcfs_msg q = M(MCFS_MSG_SOLE_LIST), r;
+	uint32_t n, total = 0;
+	char name[16];
+	bool eof;
+
+	cr_assert_eq(xset(a, d, "user.mcfs.replica_num", "2"), 0);
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		sole[i] = creat(a, MCFS_ROOT_INO, name);
+		publish(a, sole[i], 100 + (uint64_t)i, 0);
+		snprintf(name, sizeof(name), "two%d", i);
+		publish_placed(a, creat(a, d, name), 100, 2); /* on a and b: not sole */
+	}
+	publish(b, creat(b, MCFS_ROOT_INO, "b-only"), 10, 0);
+	creat(a, MCFS_ROOT_INO, "pending");
+	/* Pages of 5 in inode order; an entry not yet listed goes away in between. */
+	n = sole_page(a, &cookie, 5, seen, &eof);
+	cr_assert_eq(n, 5);
+	cr_assert_not(eof);
+	cr_assert_eq(memcmp(seen, sole, 5 * sizeof(*seen)), 0);
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "s7"), 0);
+	total = n;
+	n = sole_page(a, &cookie, 5, seen + total, &eof);
+	cr_assert_eq(n, 5);
+	cr_assert_not(eof);
+	total += n;
+	n = sole_page(a, &cookie, 5, seen + total, &eof);
+	cr_assert_eq(n, 1);
+	cr_assert(eof);
+	total += n;
+	cr_assert_eq(total, 11);
+	for (uint32_t i = 0, j = 0; i < 12; i++) {
+		if (i == 7)
+			continue;
+		cr_assert_eq(seen[j++], sole[i]);
+	}
+	/* Exactly a page left: EOF on it, not on an empty one after. */
+	cookie = sole[6];
+	n = sole_page(a, &cookie, 4, seen, &eof);
+	cr_assert_eq(n, 4);
+	cr_assert(eof);
+	/* A copy elsewhere takes it off the list. */
+	cr_assert_eq(repl_start(a, sole[0], attr_of(a, sole[0]).version, 1, &r), 0);
+	cr_assert_eq(repl_end(a, r.put_id), 0);
+	cookie = 0;
+	n = sole_page(a, &cookie, 0, seen, &eof);
+	cr_assert_eq(n, 10);
+	cr_assert(eof);
+	cr_assert_eq(seen[0], sole[1]);
+	cookie = 0;
+	n = sole_page(b, &cookie, 0, seen, &eof);
+	cr_assert_eq(n, 1);
+	cr_assert(eof);
+	cr_assert_eq(call(tool, &q, &r), -EPERM);
+}
+
+Test(master, silent_node_is_dropped_after_the_ttl)
+{
+	use_node_ttl(10000);
+
+	uint64_t ia, ib, ic, t0 = now_ms;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node_ex("node-b", ADDR_B, SEG, &ib),
+				*c = node_ex("node-c", ADDR_C, SEG, &ic);
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), d3 = mkd(a, MCFS_ROOT_INO, "d3");
+	uint64_t gone, kept, mine, total;
+	struct mcfs_msg q = M(MCFS_MSG_READDIR), r, pb, pc, pr, rr;
+	struct mcfs_attr kv;
+	char v[4096];
+
+	cr_assert_eq(xset(a, d, "user.mcfs.replica_num", "2"), 0);
+	cr_assert_eq(xset(a, d3, "user.mcfs.replica_num", "3"), 0);
+	/* On c alone; on c and a; on a alone; c's unpublished file. */
+	gone = creat(c, d, "gone");
+	publish(c, gone, 4096, 0);
+	kept = creat(c, d, "kept");
+	kv = publish_placed(c, kept, 8192, 2);
+	mine = creat(a, d, "mine");
+	publish(a, mine, 4096, 0);
+	creat(c, d, "pending");
+	get_nodes_is(b, kept, "3,1");
+	/* Puts that touch c: b's, placed on a and c; c's own, placed on c and a. */
+	cr_assert_eq(put_start(b, creat(b, d3, "bput"), 4096, &pb), 0);
+	cr_assert_eq(put_place(b, pb.put_id, 4096, &r), 0);
+	cr_assert_eq(r.nrep, 3);
+	cr_assert_eq(put_start(c, creat(c, d, "cput"), 4096, &pc), 0);
+	cr_assert_eq(put_place(c, pc.put_id, 4096, &r), 0);
+	cr_assert_eq(r.nrep, 2);
+	/* A replication by a that copies to b and c. */
+	cr_assert_eq(repl_start(a, mine, attr_of(a, mine).version, 2, &pr), 0);
+	cr_assert_eq(pr.nrep, 2);
+
+	/* a and b stay in touch, c falls silent. */
+	now_ms = t0 + 9999;
+	cr_assert_eq(heartbeat(a, ia), 0);
+	cr_assert_eq(heartbeat(b, ib), 0);
+	cr_assert_eq(mcfs_master_tick(m, now_ms), 1);
+	get_nodes_is(b, kept, "3,1");
+	now_ms = t0 + 10000;
+	cr_assert_eq(mcfs_master_tick(m, now_ms), 1000);
+	/* Gone: the file only c held, and c's pending one. */
+	cr_assert_eq(lookup(a, d, "gone", NULL), -ENOENT);
+	cr_assert_eq(getattr(a, gone, NULL), -ENOENT);
+	cr_assert_eq(lookup(a, d, "cput", NULL), -ENOENT);
+	q.ino = d;
+	cr_assert_eq(call(a, &q, &r), 0);
+	cr_assert_eq(r.count, 2); /* kept, mine */
+	/* Kept: the files with a replica elsewhere, listing only it. */
+	get_nodes_is(b, kept, "1");
+	cr_assert_eq(attr_of(b, kept).version, kv.version);
+	xget_is(b, kept, "user.mcfs.replicas", "node-a " ADDR_A " dram complete\n");
+	get_nodes_is(b, mine, "1");
+	xget_is(b, MCFS_ROOT_INO, "user.mcfs.locations", "node-a 2 12288\n");
+	/* Puts that wrote to c fail at their end, and their other ranges are freed. */
+	cr_assert_eq(put_end(b, pb.put_id, 4096, 0, NULL), -EIO);
+	cr_assert_eq(put_revoke(b, pb.put_id), -ENOENT);
+	cr_assert_eq(repl_end(a, pr.put_id), -EIO);
+	statfs(a, &total, NULL, NULL);
+	cr_assert_eq(total, 2 * SEG);
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192 - 4096);
+	/* c's session: its node is gone; it must say HELLO again, as a new node. */
+	cr_assert_eq(mkdir_ex(c, MCFS_ROOT_INO, "x", NULL), -ENOTCONN);
+	cr_assert_eq(heartbeat(c, ic), -ENOTCONN);
+	cr_assert_eq(heartbeat(a, ic), -ENOENT);
+	cr_assert_eq(getattr(c, kept, NULL), 0); /* reads need no node */
+	cr_assert_eq(hello_ex(c, "node-c", ADDR_C, SEG, &ic), 0);
+	cr_assert_eq(ic, 4);
+	cr_assert_eq(mkdir_ex(c, MCFS_ROOT_INO, "x", NULL), 0);
+	(void)rr;
+	(void)v;
+}
+
+Test(master, dead_node_leaves_retired_objects_their_survivors)
+{
+	use_node_ttl(10000);
+
+	uint64_t ia, ib, ic, t0 = now_ms;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node_ex("node-b", ADDR_B, SEG, &ib),
+				*c = node_ex("node-c", ADDR_C, SEG, &ic);
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), f, g;
+	struct mcfs_attr v1, w1;
+	struct mcfs_msg r;
+
+	cr_assert_eq(xset(a, d, "user.mcfs.replica_num", "2"), 0);
+	f = creat(c, d, "f");
+	v1 = publish_placed(c, f, 4096, 2); /* c, a */
+	g = creat(c, MCFS_ROOT_INO, "g");
+	w1 = publish(c, g, 4096, 0); /* c alone */
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(get(b, g, &r), 0);
+	/* Both replaced while b reads them: retired, under b's lease. */
+	publish(a, f, 4096, 0);
+	publish(a, g, 4096, 0);
+	now_ms = t0 + 5000;
+	cr_assert_eq(lease(b, f, v1.version), 0);
+	cr_assert_eq(lease(b, g, w1.version), 0);
+	cr_assert_eq(heartbeat(a, ia), 0);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 10000), 1000);
+	/* c is gone: f's old version lives on a, g's old version had no other copy. */
+	cr_assert_eq(lease_ex(b, f, v1.version, &r), 0);
+	cr_assert_eq(r.nrep, 1);
+	cr_assert_eq(r.rep[0].node_id, ia);
+	assert_grant(&r.rep[0], MCFS_GRANT_READ, 10000);
+	cr_assert_eq(lease_ex(b, g, w1.version, &r), -ENOENT);
+	/* The survivors are freed when the lease ends. */
+	now_ms = t0 + 14000;
+	cr_assert_eq(heartbeat(a, ia), 0);
+	cr_assert_eq(heartbeat(b, ib), 0);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 14999), 1);
+	cr_assert_eq(pool_free(a), 2 * SEG - 3 * 4096);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 15000), 1000);
+	cr_assert_eq(pool_free(a), 2 * SEG - 2 * 4096);
+}
+
+Test(master, hello_under_a_registered_name_is_a_restart)
+{
+	uint64_t ia, ib, ia2;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node_ex("node-b", ADDR_B, 2 * SEG, &ib), *a2 = sess();
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f"), g = creat(b, MCFS_ROOT_INO, "g"), total;
+	struct mcfs_msg p;
+
+	publish(a, f, 4096, 0);
+	publish(b, g, 4096, 0);
+	cr_assert_eq(put_start(a, g, 4096, &p), 0);
+	/* node-a comes back from a restart: its memory is new, its old objects are gone. */
+	cr_assert_eq(hello_ex(a2, "node-a", ADDR_A, 3 * SEG, &ia2), 0);
+	cr_assert_eq(ia2, 3);
+	cr_assert_eq(getattr(b, f, NULL), -ENOENT);
+	cr_assert_eq(lookup(b, MCFS_ROOT_INO, "f", NULL), -ENOENT);
+	get_nodes_is(b, g, "2");
+	statfs(b, &total, NULL, NULL);
+	cr_assert_eq(total, 5 * SEG);
+	cr_assert_eq(pool_free(b), 5 * SEG - 4096);
+	/* The old registration's session is told so. */
+	cr_assert_eq(put_end(a, p.put_id, 4096, 0, NULL), -ENOTCONN);
+	cr_assert_eq(put_end(a2, p.put_id, 4096, 0, NULL), -ENOENT);
+	/* The new one works, and is counted alive. */
+	publish(a2, creat(a2, MCFS_ROOT_INO, "f2"), 100, 0);
+	(void)ia;
+}
+
+Test(master, statfs_sums_live_nodes_and_tick_wakes_for_the_next_ttl)
+{
+	use_node_ttl(10000);
+
+	uint64_t ia, ib, ic, total, free_, t0 = now_ms;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia);
+
+	now_ms = t0 + 3000;
+	struct mcfs_master_sess *b = node_ex("node-b", ADDR_B, 2 * SEG, &ib);
+	struct mcfs_master_sess *c = node_ex("node-c", ADDR_C, 4 * SEG, &ic);
+
+	publish(b, creat(b, MCFS_ROOT_INO, "f"), 4096, 0);
+	statfs(a, &total, &free_, NULL);
+	cr_assert_eq(total, 7 * SEG);
+	cr_assert_eq(free_, 7 * SEG - 4096);
+	/* a spoke last (statfs) at t0 + 3000, like b and c: all due at t0 + 13000. */
+	cr_assert_eq(mcfs_master_tick(m, t0 + 12500), 500);
+	now_ms = t0 + 12000;
+	cr_assert_eq(heartbeat(b, ib), 0);
+	cr_assert_eq(heartbeat(c, ic), 0);
+	cr_assert_eq(mcfs_master_tick(m, t0 + 13000), 1000);
+	statfs(b, &total, &free_, NULL);
+	cr_assert_eq(total, 6 * SEG);
+	cr_assert_eq(free_, 6 * SEG - 4096);
+	/* A clean leave goes at once. */
+	struct mcfs_msg q = M(MCFS_MSG_BYE), r;
+
+	cr_assert_eq(call(c, &q, &r), 0);
+	statfs(b, &total, NULL, NULL);
+	cr_assert_eq(total, 2 * SEG);
+	/* The embedded node (a segment, no address) is never dropped for silence. */
+	struct mcfs_master_sess *e = node("embedded", ""), *tool = node_ex("tool", "", 0, NULL);
+
+	cr_assert_eq(mcfs_master_tick(m, now_ms + 1000000), 1000);
+	statfs(e, &total, NULL, NULL);
+	cr_assert_eq(total, SEG);
+	cr_assert_eq(mkdir_ex(tool, MCFS_ROOT_INO, "x", NULL), -ENOTCONN);
+	/* Node TTL 0: nobody is. */
+	use_node_ttl(0);
+	a = node("node-a", ADDR_A);
+	cr_assert_eq(mcfs_master_tick(m, now_ms + 1000000), 1000);
+	statfs(a, &total, NULL, NULL);
+	cr_assert_eq(total, SEG);
 }

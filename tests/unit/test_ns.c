@@ -473,3 +473,75 @@ Test(ns, renames_change_name_length)
 	    mcfs_ns_move(&ns, b, d, "b-is-now-even-longer", 20, ++now_ns, noop_replace, &gone), 0);
 	cr_assert_null(gone);
 }
+
+/* Object replica lists: inline for one, an array for more, freed with the inode. */
+
+static struct mcfs_rep rep_on(uint32_t node)
+{
+	return (struct mcfs_rep){.node_id = node,
+				 .seg_id = node * 10,
+				 .page = node,
+				 .pages = 1,
+				 .handle = node + 100,
+				 .tier = 1,
+				 .state = 2};
+}
+
+/* The node ids of o's replicas, as "1,2,3". */
+static void rep_nodes(const struct mcfs_obj *o, char *out)
+{
+	out[0] = '\0';
+	for (uint8_t i = 0; i < o->nrep; i++)
+		sprintf(out + strlen(out), "%s%u", i ? "," : "", mcfs_obj_creps(o)[i].node_id);
+}
+
+Test(ns, object_replica_lists)
+{
+	struct mcfs_inode *f = mk(ns.root, "f", S_IFREG), *g = mk(ns.root, "g", S_IFREG);
+	struct mcfs_obj *o = &f->u.file.obj;
+	struct mcfs_rep v[MCFS_MAX_REPLICAS];
+	char buf[64];
+
+	for (uint32_t i = 0; i < MCFS_MAX_REPLICAS; i++)
+		v[i] = rep_on(i + 1);
+	cr_assert_eq(o->nrep, 0);
+	cr_assert_eq(mcfs_obj_set_reps(o, v, 1), 0);
+	cr_assert_eq(mcfs_obj_reps(o), &o->reps.one);
+	rep_nodes(o, buf);
+	cr_assert_str_eq(buf, "1");
+	cr_assert_eq(mcfs_obj_set_reps(o, v, 3), 0);
+	rep_nodes(o, buf);
+	cr_assert_str_eq(buf, "1,2,3");
+	cr_assert_eq(mcfs_obj_reps(o)[2].handle, 103);
+	/* The list may be set from itself. */
+	cr_assert_eq(mcfs_obj_set_reps(o, mcfs_obj_reps(o) + 1, 2), 0);
+	rep_nodes(o, buf);
+	cr_assert_str_eq(buf, "2,3");
+	cr_assert_eq(mcfs_obj_set_reps(o, mcfs_obj_reps(o) + 1, 1), 0);
+	rep_nodes(o, buf);
+	cr_assert_str_eq(buf, "3");
+	cr_assert_eq(mcfs_obj_set_reps(o, v, MCFS_MAX_REPLICAS), 0);
+	/* Deleting keeps the order; down to one it moves inline again. */
+	mcfs_obj_del_rep(o, 0);
+	mcfs_obj_del_rep(o, 3);
+	mcfs_obj_del_rep(o, 5);
+	rep_nodes(o, buf);
+	cr_assert_str_eq(buf, "2,3,4,6,7");
+	mcfs_obj_del_rep(o, 9); /* out of range: nothing */
+	for (int i = 0; i < 3; i++)
+		mcfs_obj_del_rep(o, 1);
+	rep_nodes(o, buf);
+	cr_assert_str_eq(buf, "2,7");
+	mcfs_obj_del_rep(o, 1);
+	cr_assert_eq(mcfs_obj_reps(o), &o->reps.one);
+	cr_assert_eq(o->reps.one.node_id, 2);
+	cr_assert_eq(o->reps.one.seg_id, 20);
+	mcfs_obj_del_rep(o, 0);
+	cr_assert_eq(o->nrep, 0);
+	cr_assert_eq(mcfs_obj_set_reps(o, v, 0), 0);
+	cr_assert_eq(o->nrep, 0);
+	/* A list of several, left for the inode's deletion (and fini) to free. */
+	cr_assert_eq(mcfs_obj_set_reps(o, v, 4), 0);
+	cr_assert_eq(mcfs_obj_set_reps(&g->u.file.obj, v, 5), 0);
+	mcfs_ns_delete(&ns, f, ++now_ns);
+}

@@ -16,13 +16,14 @@
 #include "transport/frame.h"
 
 static const uint16_t all_types[] = {
-    MCFS_MSG_HELLO,    MCFS_MSG_HEARTBEAT, MCFS_MSG_BYE,	 MCFS_MSG_STATFS,
-    MCFS_MSG_LOOKUP,   MCFS_MSG_GETATTR,   MCFS_MSG_SETATTR,	 MCFS_MSG_MKDIR,
-    MCFS_MSG_CREATE,   MCFS_MSG_SYMLINK,   MCFS_MSG_READLINK,	 MCFS_MSG_UNLINK,
-    MCFS_MSG_RMDIR,    MCFS_MSG_RENAME,	   MCFS_MSG_READDIR,	 MCFS_MSG_SETXATTR,
-    MCFS_MSG_GETXATTR, MCFS_MSG_LISTXATTR, MCFS_MSG_REMOVEXATTR, MCFS_MSG_PUT_START,
-    MCFS_MSG_PUT_GROW, MCFS_MSG_PUT_END,   MCFS_MSG_PUT_REVOKE,	 MCFS_MSG_GET,
-    MCFS_MSG_LEASE,    MCFS_MSG_BATCH,
+    MCFS_MSG_HELLO,	MCFS_MSG_HEARTBEAT, MCFS_MSG_BYE,	  MCFS_MSG_STATFS,
+    MCFS_MSG_LOOKUP,	MCFS_MSG_GETATTR,   MCFS_MSG_SETATTR,	  MCFS_MSG_MKDIR,
+    MCFS_MSG_CREATE,	MCFS_MSG_SYMLINK,   MCFS_MSG_READLINK,	  MCFS_MSG_UNLINK,
+    MCFS_MSG_RMDIR,	MCFS_MSG_RENAME,    MCFS_MSG_READDIR,	  MCFS_MSG_SETXATTR,
+    MCFS_MSG_GETXATTR,	MCFS_MSG_LISTXATTR, MCFS_MSG_REMOVEXATTR, MCFS_MSG_PUT_START,
+    MCFS_MSG_PUT_GROW,	MCFS_MSG_PUT_END,   MCFS_MSG_PUT_REVOKE,  MCFS_MSG_GET,
+    MCFS_MSG_LEASE,	MCFS_MSG_PUT_PLACE, MCFS_MSG_REPL_START,  MCFS_MSG_REPL_END,
+    MCFS_MSG_SOLE_LIST, MCFS_MSG_BATCH,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -74,6 +75,7 @@ static void fill(struct mcfs_msg *m, uint16_t type, bool resp)
 	m->count = 1000;
 	m->crc = 0xdeadbeef;
 	m->proto = MCFS_PROTO_VERSION;
+	m->seg_id = 11;
 	m->size = 1ull << 40;
 	m->total = 8ull << 30;
 	m->free = 3ull << 30;
@@ -95,7 +97,10 @@ static void fill(struct mcfs_msg *m, uint16_t type, bool resp)
 		    .state = MCFS_REP_COMPLETE,
 		    .offset = (uint64_t)i << 20,
 		    .len = 65536,
+		    .access = (uint8_t)(i % 3 + 1),
 		    .rkey = 0xabcdef00u + i,
+		    .expiry_ms = 1700000000000ull + i,
+		    .mac = 0x0123456789abcdefull ^ i,
 		    .addr = blob(addrs[i]),
 		};
 	}
@@ -264,6 +269,9 @@ Test(proto, fields_of_key_messages)
 		cr_assert_eq(d.rep[i].offset, m.rep[i].offset);
 		cr_assert_eq(d.rep[i].len, m.rep[i].len);
 		cr_assert_eq(d.rep[i].rkey, m.rep[i].rkey);
+		cr_assert_eq(d.rep[i].access, m.rep[i].access);
+		cr_assert_eq(d.rep[i].expiry_ms, m.rep[i].expiry_ms);
+		cr_assert_eq(d.rep[i].mac, m.rep[i].mac);
 		cr_assert(blob_eq(d.rep[i].addr, m.rep[i].addr));
 		/* Borrowed from the frame, not copied. */
 		cr_assert(d.rep[i].addr.p > b.data && d.rep[i].addr.p < b.data + b.len);
@@ -283,6 +291,139 @@ Test(proto, fields_of_key_messages)
 	encode_decode(&m, &b, &d);
 	cr_assert_eq(d.value.len, 0);
 	mcfs_buf_fini(&b);
+}
+
+/* Replicas decoded from d match m's, grant included. */
+static void assert_reps_eq(const struct mcfs_msg *d, const struct mcfs_msg *m)
+{
+	cr_assert_eq(d->nrep, m->nrep);
+	for (uint32_t i = 0; i < d->nrep; i++) {
+		cr_assert_eq(d->rep[i].node_id, m->rep[i].node_id);
+		cr_assert_eq(d->rep[i].seg_id, m->rep[i].seg_id);
+		cr_assert_eq(d->rep[i].state, m->rep[i].state);
+		cr_assert_eq(d->rep[i].access, m->rep[i].access);
+		cr_assert_eq(d->rep[i].offset, m->rep[i].offset);
+		cr_assert_eq(d->rep[i].len, m->rep[i].len);
+		cr_assert_eq(d->rep[i].expiry_ms, m->rep[i].expiry_ms);
+		cr_assert_eq(d->rep[i].mac, m->rep[i].mac);
+		cr_assert(blob_eq(d->rep[i].addr, m->rep[i].addr));
+	}
+}
+
+/* The cluster messages and the grant-carrying responses, field by field. */
+Test(proto, fields_of_cluster_messages)
+{
+	static const uint8_t secret[192] = {1, 2, 3, [191] = 0xff};
+	struct mcfs_msg m, d;
+	struct mcfs_buf b;
+
+	/* HELLO's response hands out the grant secret. */
+	fill(&m, MCFS_MSG_HELLO, true);
+	m.seg_id = 0x1234567;
+	m.value = (struct mcfs_blob){secret, sizeof(secret)};
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.node_id, 3);
+	cr_assert_eq(d.seg_id, 0x1234567);
+	cr_assert(blob_eq(d.value, m.value));
+	mcfs_buf_fini(&b);
+
+	/* LEASE answers fresh grants. */
+	fill(&m, MCFS_MSG_LEASE, true);
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.lease_ms, 10000);
+	assert_reps_eq(&d, &m);
+	mcfs_buf_fini(&b);
+	fill(&m, MCFS_MSG_LEASE, false);
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.ino, 42);
+	cr_assert_eq(d.version, 5);
+	cr_assert_eq(d.nrep, 0);
+	mcfs_buf_fini(&b);
+
+	fill(&m, MCFS_MSG_PUT_PLACE, false);
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.put_id, 77);
+	cr_assert_eq(d.size, m.size);
+	cr_assert_eq(d.ino, 0);
+	mcfs_buf_fini(&b);
+	fill(&m, MCFS_MSG_PUT_PLACE, true);
+	encode_decode(&m, &b, &d);
+	assert_reps_eq(&d, &m);
+	cr_assert_eq(d.put_id, 0);
+	mcfs_buf_fini(&b);
+
+	fill(&m, MCFS_MSG_REPL_START, false);
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.ino, 42);
+	cr_assert_eq(d.version, 5);
+	cr_assert_eq(d.count, 1000);
+	cr_assert_eq(d.size, 0);
+	mcfs_buf_fini(&b);
+	fill(&m, MCFS_MSG_REPL_START, true);
+	m.nrep = 2;
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.put_id, 77);
+	assert_reps_eq(&d, &m);
+	mcfs_buf_fini(&b);
+
+	fill(&m, MCFS_MSG_REPL_END, false);
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.put_id, 77);
+	mcfs_buf_fini(&b);
+	fill(&m, MCFS_MSG_REPL_END, true);
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(b.len, MCFS_FRAME_HDR + 12); /* status and epoch only */
+	mcfs_buf_fini(&b);
+
+	fill(&m, MCFS_MSG_SOLE_LIST, false);
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.cookie, 99);
+	cr_assert_eq(d.count, 1000);
+	mcfs_buf_fini(&b);
+}
+
+Test(proto, sole_entries)
+{
+	struct mcfs_buf ents, b;
+	struct mcfs_msg m, d;
+	struct mcfs_sole e;
+	struct mcfs_rd r;
+	int n = 0, ret;
+
+	mcfs_buf_init(&ents);
+	for (uint64_t i = 0; i < 3; i++) {
+		struct mcfs_sole s = {
+		    .cookie = 10 + i, .ino = 10 + i, .version = 100 + i, .size = (5ull << 32) + i};
+
+		mcfs_sole_put(&ents, &s);
+	}
+	cr_assert_eq(ents.len, 3 * 32);
+	fill(&m, MCFS_MSG_SOLE_LIST, true);
+	m.count = 3;
+	m.flags = MCFS_READDIR_EOF;
+	m.value = (struct mcfs_blob){ents.data, (uint32_t)ents.len};
+	encode_decode(&m, &b, &d);
+	cr_assert_eq(d.count, 3);
+	cr_assert_eq(d.flags, MCFS_READDIR_EOF);
+	mcfs_rd_init(&r, d.value.p, d.value.len);
+	while ((ret = mcfs_sole_next(&r, &e)) == 1) {
+		cr_assert_eq(e.cookie, 10 + (uint64_t)n);
+		cr_assert_eq(e.ino, 10 + (uint64_t)n);
+		cr_assert_eq(e.version, 100 + (uint64_t)n);
+		cr_assert_eq(e.size, (5ull << 32) + (uint64_t)n);
+		n++;
+	}
+	cr_assert_eq(ret, 0);
+	cr_assert_eq(n, 3);
+	/* Cut inside an entry: malformed; at a boundary: the end. */
+	for (size_t cut = 1; cut < ents.len; cut++) {
+		mcfs_rd_init(&r, ents.data, cut);
+		while ((ret = mcfs_sole_next(&r, &e)) == 1)
+			;
+		cr_assert_eq(ret, cut % 32 ? -EBADMSG : 0, "cut at %zu", cut);
+	}
+	mcfs_buf_fini(&b);
+	mcfs_buf_fini(&ents);
 }
 
 Test(proto, attr_wire_size)
@@ -584,7 +725,7 @@ Test(frame, begin_finish)
 
 Test(proto, unknown_type)
 {
-	static const uint16_t bad[] = {0, 5, 9, 25, 29, 36, 39, 41, 1000, UINT16_MAX};
+	static const uint16_t bad[] = {0, 5, 9, 25, 29, 41, 50, 1000, UINT16_MAX};
 	struct mcfs_frame_hdr h;
 	struct mcfs_msg m, d;
 	struct mcfs_buf b;
@@ -698,10 +839,13 @@ static int decode_get_resp(uint32_t nrep, uint32_t addr_len)
 		mcfs_buf_put_u32(&b, 0);
 		mcfs_buf_put_u8(&b, MCFS_TIER_DRAM);
 		mcfs_buf_put_u8(&b, MCFS_REP_COMPLETE);
-		mcfs_buf_put_u16(&b, 0);
+		mcfs_buf_put_u8(&b, 1); /* access */
+		mcfs_buf_put_u8(&b, 0);
 		mcfs_buf_put_u64(&b, 0);
 		mcfs_buf_put_u64(&b, 4096);
 		mcfs_buf_put_u64(&b, 0);
+		mcfs_buf_put_u64(&b, 12345); /* expiry_ms */
+		mcfs_buf_put_u64(&b, 67890); /* mac */
 		mcfs_buf_put_u32(&b, addr_len);
 		for (uint32_t j = 0; j < addr_len; j++)
 			mcfs_buf_put_u8(&b, 'a');
@@ -711,6 +855,14 @@ static int decode_get_resp(uint32_t nrep, uint32_t addr_len)
 	if (!ret) {
 		cr_assert_eq(d.nrep, nrep);
 		cr_assert_eq(d.lease_ms, 500);
+		for (uint32_t i = 0; i < nrep; i++) {
+			cr_assert_eq(d.rep[i].node_id, i);
+			cr_assert_eq(d.rep[i].access, 1);
+			cr_assert_eq(d.rep[i].len, 4096);
+			cr_assert_eq(d.rep[i].expiry_ms, 12345);
+			cr_assert_eq(d.rep[i].mac, 67890);
+			cr_assert_eq(d.rep[i].addr.len, addr_len);
+		}
 	}
 	mcfs_buf_fini(&b);
 	return ret;
