@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -102,7 +103,20 @@ struct mcfs_remote {
 		struct mcfs_grant g;
 		char addr[MCFS_NAME_MAX + 1];
 	} rep[MCFS_MAX_REPLICAS];
-	uint8_t *buf; /* the whole object once fetched (heap), else NULL */
+	uint8_t *buf; /* the object's bytes as they arrive (heap), NULL before */
+	uint64_t size;
+
+	/*
+	 * Large objects are fetched by a thread of their own, in chunks and in
+	 * order, so that reads of the first bytes need not wait for the last.
+	 */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thr;
+	bool thr_started;
+	bool cancel;	  /* protected by mu */
+	uint64_t fetched; /* bytes of buf filled in, protected by mu */
+	int error;	  /* protected by mu */
 };
 
 struct mcfs_dirh {
@@ -404,11 +418,61 @@ static void remote_set(struct mcfs_remote *rm, const struct mcfs_msg *m)
 	}
 }
 
+#define BUF_MMAP (4u << 20) /* fetch buffers this large are mapped, with huge pages */
+
+/*
+ * Memory for a fetched object. Large buffers are mapped with huge pages and
+ * faulted in at once: page by page, first-touch faults cost more than the
+ * network transfer on these machines.
+ */
+static uint8_t *buf_alloc(uint64_t size)
+{
+	void *p;
+
+	if (size < BUF_MMAP)
+		return malloc(size ? size : 1);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, size, MADV_HUGEPAGE);
+	madvise(p, size, MADV_POPULATE_WRITE);
+	return p;
+}
+
+static void buf_free(uint8_t *p, uint64_t size)
+{
+	if (!p)
+		return;
+	if (size < BUF_MMAP)
+		free(p);
+	else
+		munmap(p, size);
+}
+
+static struct mcfs_remote *remote_new(void)
+{
+	struct mcfs_remote *rm = calloc(1, sizeof(*rm));
+
+	if (!rm)
+		return NULL;
+	pthread_mutex_init(&rm->mu, NULL);
+	pthread_cond_init(&rm->cv, NULL);
+	return rm;
+}
+
 static void remote_free(struct mcfs_remote *rm)
 {
 	if (!rm)
 		return;
-	free(rm->buf);
+	if (rm->thr_started) {
+		pthread_mutex_lock(&rm->mu);
+		rm->cancel = true;
+		pthread_mutex_unlock(&rm->mu);
+		pthread_join(rm->thr, NULL);
+	}
+	pthread_mutex_destroy(&rm->mu);
+	pthread_cond_destroy(&rm->cv);
+	buf_free(rm->buf, rm->size);
 	free(rm);
 }
 
@@ -428,7 +492,7 @@ static int fh_set_version(struct mcfs_fh *fh, const struct mcfs_msg *m)
 				data = mcfs_seg_ptr(n->seg, r->offset, size);
 		}
 		if (!data) {
-			remote = calloc(1, sizeof(*remote));
+			remote = remote_new();
 			if (!remote)
 				return -ENOMEM;
 			remote_set(remote, m);
@@ -512,38 +576,38 @@ static int remote_refresh(struct mcfs_fh *fh)
 	return ret;
 }
 
+#define FETCH_CHUNK (4u << 20) /* what the fetch thread asks for at a time */
+#define FETCH_SYNC  (2u << 20) /* objects up to this size are fetched in one go, no thread */
+
 /*
- * Fetch the whole base version from a peer into memory: from the replica
- * that answered last, else the next one; EIO only when none answers. A
- * refused grant (expired) is renewed once.
+ * Fetch bytes [off, off + len) of the base version from a peer: from the
+ * replica that answered last, else the next one; EIO only when none
+ * answers. A grant refused or expired is renewed once (LEASE).
  */
-static int fh_fetch(struct mcfs_fh *fh)
+static int fetch_range(struct mcfs_fh *fh, uint64_t off, uint64_t len)
 {
 	struct mcfs_remote *rm = fh->remote;
 	bool refreshed = false;
 	int ret = -EIO;
 
-	if (!rm->buf) {
-		rm->buf = malloc(fh->size);
-		if (!rm->buf)
-			return -ENOMEM;
-	}
 	for (uint32_t i = 0; i < rm->nrep; i++) {
 		uint32_t k = (rm->cur + i) % rm->nrep;
+		struct mcfs_grant *g = &rm->rep[k].g;
 
-		ret = mcfs_xport_read(fh->n->xc, rm->rep[k].addr, &rm->rep[k].g,
-				      rm->rep[k].g.offset, rm->buf, fh->size);
-		if ((ret == -EACCES || ret == -ETIMEDOUT) && !refreshed) {
+		ret = mcfs_xport_read(fh->n->xc, rm->rep[k].addr, g, g->offset + off, rm->buf + off,
+				      len);
+		if (!ret) {
+			rm->cur = k;
+			return 0;
+		}
+		if (!refreshed &&
+		    (ret == -EACCES ||
+		     (ret == -ETIMEDOUT && g->expiry_ms <= mcfs_grant_now_ms() + 1000))) {
 			refreshed = true;
 			if (!remote_refresh(fh) && rm->nrep) {
 				i = UINT32_MAX; /* start over with fresh grants */
 				continue;
 			}
-		}
-		if (!ret) {
-			rm->cur = k;
-			fh->data = rm->buf;
-			return 0;
 		}
 		mcfs_warn("inode %" PRIu64 ": replica at %s failed (%s), trying the next", fh->ino,
 			  rm->rep[k].addr, strerror(-ret));
@@ -553,14 +617,81 @@ static int fh_fetch(struct mcfs_fh *fh)
 	return -EIO;
 }
 
+static void *fetch_main(void *arg)
+{
+	struct mcfs_fh *fh = arg;
+	struct mcfs_remote *rm = fh->remote;
+	uint64_t off = 0;
+	int ret = 0;
+
+	while (off < rm->size) {
+		uint64_t len = rm->size - off < FETCH_CHUNK ? rm->size - off : FETCH_CHUNK;
+
+		ret = fetch_range(fh, off, len);
+		pthread_mutex_lock(&rm->mu);
+		if (ret)
+			rm->error = ret;
+		else
+			rm->fetched = off + len;
+		pthread_cond_broadcast(&rm->cv);
+		if (ret || rm->cancel) {
+			pthread_mutex_unlock(&rm->mu);
+			break;
+		}
+		pthread_mutex_unlock(&rm->mu);
+		off += len;
+	}
+	return NULL;
+}
+
+/*
+ * Wait until the base version's bytes [0, end) are in memory, starting the
+ * fetch on first use. 0 or -EIO / -ENOMEM.
+ */
+static int remote_wait(struct mcfs_fh *fh, uint64_t end)
+{
+	struct mcfs_remote *rm = fh->remote;
+	int ret = 0;
+
+	if (!rm->buf) {
+		rm->size = fh->size;
+		rm->buf = buf_alloc(rm->size);
+		if (!rm->buf)
+			return -ENOMEM;
+		if (rm->size <= FETCH_SYNC) {
+			ret = fetch_range(fh, 0, rm->size);
+			rm->fetched = ret ? 0 : rm->size;
+			rm->error = ret;
+			return ret;
+		}
+		ret = -pthread_create(&rm->thr, NULL, fetch_main, fh);
+		if (ret)
+			return ret;
+		rm->thr_started = true;
+	}
+	if (end > rm->size)
+		end = rm->size;
+	pthread_mutex_lock(&rm->mu);
+	while (rm->fetched < end && !rm->error)
+		pthread_cond_wait(&rm->cv, &rm->mu);
+	ret = rm->fetched >= end ? 0 : rm->error;
+	pthread_mutex_unlock(&rm->mu);
+	return ret;
+}
+
 /* The base version's bytes in memory: local replica, or fetched. */
 static int fh_base(struct mcfs_fh *fh)
 {
+	int ret;
+
 	if (fh->data || !fh->size || fh->base_dropped)
 		return 0;
 	if (!fh->remote)
 		return -EIO;
-	return fh_fetch(fh);
+	ret = remote_wait(fh, fh->size);
+	if (!ret)
+		fh->data = fh->remote->buf;
+	return ret;
 }
 
 static int stage_ptr(struct mcfs_fh *fh, const struct mcfs_msg *m, uint8_t **out, uint64_t *cap)
@@ -1094,6 +1225,7 @@ static void mcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 	c.req.uid = ctx->uid;
 	c.req.gid = ctx->gid;
 	c.req.flags = (fi->flags & O_EXCL) ? MCFS_CREATE_EXCL : 0;
+	c.req.count = (uint32_t)n->conf->replicas; /* unless the directory says otherwise */
 	ret = call_run(n, &c);
 	if (!ret) {
 		bool created = (c.resp.attr.flags & MCFS_ATTR_PENDING) && !c.resp.attr.version &&
@@ -1133,14 +1265,15 @@ static void mcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		data = w->staged ? w->stage : NULL;
 		len = w->staged ? w->len : 0;
 	}
-	if (!data && len && !fh->staged && fh->remote) {
-		int ret = fh_fetch(fh);
+	if (!data && len && !fh->staged && fh->remote && off >= 0 && (uint64_t)off < len) {
+		uint64_t end = (uint64_t)off + size < len ? (uint64_t)off + size : len;
+		int ret = remote_wait(fh, end);
 
 		if (ret) {
 			fuse_reply_err(req, -ret);
 			return;
 		}
-		data = fh->data;
+		data = fh->remote->buf;
 	}
 	if (off < 0 || (uint64_t)off >= len || !data) {
 		fuse_reply_buf(req, NULL, 0);
@@ -1362,6 +1495,7 @@ static void mcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	c.req.uid = ctx->uid;
 	c.req.gid = ctx->gid;
 	c.req.flags = MCFS_CREATE_EXCL;
+	c.req.count = (uint32_t)n->conf->replicas;
 	ret = call_run(n, &c);
 	if (!ret) {
 		fh = fh_new(n, c.resp.attr.ino, true);
@@ -1699,11 +1833,11 @@ static int add_replicas(struct mcfs_node *n, const struct mcfs_msg *m, uint32_t 
 		if (m->rep[i].node_id == n->node_id && n->seg)
 			src = mcfs_seg_ptr(n->seg, m->rep[i].offset, tmp.size);
 	if (!src && tmp.size) {
-		tmp.remote = calloc(1, sizeof(*tmp.remote));
+		tmp.remote = remote_new();
 		if (!tmp.remote)
 			return -ENOMEM;
 		remote_set(tmp.remote, m);
-		ret = fh_fetch(&tmp);
+		ret = fh_base(&tmp);
 		if (ret)
 			goto out_free;
 		src = tmp.data;

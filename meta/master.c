@@ -112,7 +112,7 @@ int mcfs_master_create(const struct mcfs_master_conf *c, struct mcfs_master **ou
 	ret = mcfs_ns_init(&m->ns, mcfs_wall_ns());
 	if (ret)
 		goto out_free_master;
-	m->ns.root->replica_num = (uint8_t)m->conf.default_replicas;
+	m->ns.root->replica_num = 0; /* unset: files take their node's default */
 	mcfs_buf_init(&m->scratch);
 	mcfs_buf_init(&m->batch);
 	mcfs_master_set_clock(m, NULL, NULL);
@@ -712,9 +712,18 @@ static int new_entry(struct mcfs_req *r, struct mcfs_inode **dir)
 	return 0;
 }
 
-static void inherit(struct mcfs_inode *in, const struct mcfs_inode *dir)
+/*
+ * A new entry takes its directory's defaults. A directory's replica_num is 0
+ * until someone sets it: then a new file takes the creating node's default
+ * (mcfs --replicas, in CREATE's count), or the master's.
+ */
+static void inherit(struct mcfs_req *r, struct mcfs_inode *in, const struct mcfs_inode *dir)
 {
 	in->replica_num = dir->replica_num;
+	if (!in->replica_num && S_ISREG(in->mode))
+		in->replica_num = r->in->count >= 1 && r->in->count <= MCFS_MAX_REPLICAS
+				      ? (uint8_t)r->in->count
+				      : (uint8_t)r->m->conf.default_replicas;
 	in->flags |= dir->flags & (MCFS_I_SOFT_PIN | MCFS_I_HARD_PIN);
 }
 
@@ -730,7 +739,7 @@ static int do_mkdir(struct mcfs_req *r)
 				     r->now_ns, &in);
 	if (ret)
 		return ret;
-	inherit(in, dir);
+	inherit(r, in, dir);
 	fill_attr(&r->out->attr, in);
 	return 0;
 }
@@ -743,7 +752,13 @@ static int do_create(struct mcfs_req *r)
 
 	if (ret == -EEXIST) {
 		in = mcfs_ns_lookup(&r->m->ns, dir, (const char *)q->name.p, q->name.len);
-		if (!mcfs_master_visible(r, in) || (q->flags & MCFS_CREATE_EXCL))
+		/*
+		 * Another node's unpublished file: without O_EXCL this node opens
+		 * the same file (as POSIX would) and may put versions of it; the
+		 * last PUT_END wins. It stays invisible here until published.
+		 */
+		if ((q->flags & MCFS_CREATE_EXCL) ||
+		    (!mcfs_master_visible(r, in) && !S_ISREG(in->mode)))
 			return -EEXIST;
 		if (S_ISDIR(in->mode))
 			return -EISDIR;
@@ -758,7 +773,7 @@ static int do_create(struct mcfs_req *r)
 				     r->now_ns, &in);
 	if (ret)
 		return ret;
-	inherit(in, dir);
+	inherit(r, in, dir);
 	in->flags |= MCFS_I_PENDING;
 	in->u.file.creator = (uint32_t)r->caller;
 	fill_attr(&r->out->attr, in);
@@ -1003,12 +1018,13 @@ static int put_add(struct mcfs_master *m, struct mcfs_put *p)
 static int do_put_start(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
-	struct mcfs_inode *in;
+	struct mcfs_inode *in = mcfs_ns_get(&r->m->ns, q->ino);
 	struct mcfs_put *p;
-	int ret = get_inode(r, q->ino, &in);
+	int ret;
 
-	if (ret)
-		return ret;
+	/* Any node may put a version, even of a file another node created (see CREATE). */
+	if (!in)
+		return -ENOENT;
 	if (S_ISDIR(in->mode))
 		return -EISDIR;
 	if (!S_ISREG(in->mode))

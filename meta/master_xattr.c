@@ -98,8 +98,8 @@ static int get_replicas(struct mcfs_req *r, const struct mcfs_inode *in, struct 
 
 static int get_replica_num(struct mcfs_req *r, const struct mcfs_inode *in, struct mcfs_buf *b)
 {
-	(void)r;
-	buf_printf(b, "%u", in->replica_num);
+	/* A directory nobody set shows what files created below get by default. */
+	buf_printf(b, "%u", in->replica_num ? in->replica_num : r->m->conf.default_replicas);
 	return 0;
 }
 

@@ -10,10 +10,11 @@ port (docs/cluster.md).
   through the others finish while a node is SIGSTOPped, a killed node
   started again rejoins and serves, a clean unmount moves the objects only
   it held;
-- replica_num raised on a file adds a replica that holds the real bytes,
-  lowered drops some;
+- mcfs --replicas N is the replica count of new files; replica_num raised
+  on a file adds a replica that holds the real bytes, lowered drops some;
 - concurrent writers on different nodes, to different keys and to one key:
-  the last close wins and no reader ever sees a torn file;
+  the last close wins and no reader ever sees a torn file; two nodes
+  creating the same new name both succeed (O_CREAT never gives EEXIST);
 - a bounded fuzz of the segment servers: forged, malformed and
   out-of-bounds requests are all refused, never answered with data, and
   no byte of any stored file changes.

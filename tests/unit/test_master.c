@@ -730,12 +730,16 @@ Test(master, pending_is_visible_to_its_creator_only)
 	cr_assert_eq(lookup(tool, MCFS_ROOT_INO, "f", NULL), -ENOENT);
 	cr_assert_eq(getattr(b, f, NULL), -ENOENT);
 	cr_assert_eq(get(b, f, &r), -ENOENT);
-	cr_assert_eq(put_start(b, f, 10, &r), -ENOENT);
 	cr_assert_eq(xget(b, f, "user.mcfs.replica_num", NULL), -ENOENT);
 	cr_assert_eq(unlink_ex(b, MCFS_ROOT_INO, "f"), -ENOENT);
-	/* The name is taken all the same. */
-	cr_assert_eq(create_ex(b, MCFS_ROOT_INO, "f", 0, NULL), -EEXIST);
+	/* The name is taken all the same: O_EXCL fails, mkdir fails... */
+	cr_assert_eq(create_ex(b, MCFS_ROOT_INO, "f", MCFS_CREATE_EXCL, NULL), -EEXIST);
 	cr_assert_eq(mkdir_ex(b, MCFS_ROOT_INO, "f", NULL), -EEXIST);
+	/* ...and a plain O_CREAT opens the same unpublished file, which b may put. */
+	cr_assert_eq(create_ex(b, MCFS_ROOT_INO, "f", 0, &at), 0);
+	cr_assert_eq(at.ino, f);
+	cr_assert_eq(put_start(b, f, 10, &r), 0);
+	cr_assert_eq(lookup(b, MCFS_ROOT_INO, "f", NULL), -ENOENT);
 
 	q.ino = MCFS_ROOT_INO;
 	cr_assert_eq(call(b, &q, &r), 0);
