@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,10 +156,22 @@ static int recv_response_locked(struct mcfs_mc *mc, uint64_t req_id, struct mcfs
 	int ret;
 
 	for (;;) {
+		struct pollfd pfd = {.fd = mc->fd, .events = POLLIN};
+
 		rbuf->len = 0;
 		ret = mcfs_buf_reserve(rbuf, MCFS_FRAME_HDR);
 		if (ret)
 			return ret;
+		/*
+		 * A master that does not answer within the RPC timeout gives EIO
+		 * rather than a hung caller. The wait is only for the start of a
+		 * frame: a late answer is skipped by its req_id next time.
+		 */
+		ret = poll(&pfd, 1, MCFS_RPC_TIMEOUT_MS);
+		if (ret == 0)
+			return -ETIMEDOUT;
+		if (ret < 0)
+			return -errno;
 		ret = recv_all(mc->fd, rbuf->data, MCFS_FRAME_HDR);
 		if (ret)
 			return ret;

@@ -17,6 +17,9 @@
 
 struct mcfs_mc;
 
+/* How long a call waits for the master's answer before it fails with EIO. */
+#define MCFS_RPC_TIMEOUT_MS 15000
+
 /* Connect to an mcfs-master at host:port. 0 or a negative errno. */
 int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out);
 /* A client for an in-process master; m stays owned by the caller. */
@@ -35,7 +38,8 @@ void mcfs_mc_tick(struct mcfs_mc *mc);
  * and its response decoded into *resp, whose blobs point into rbuf (owned by
  * the caller, reused across calls; valid until rbuf is reused or freed).
  * Returns resp->status (0 or a negative errno from the master), or -EIO when
- * the master could not be reached or answered garbage.
+ * the master could not be reached, did not answer within MCFS_RPC_TIMEOUT_MS
+ * or answered garbage.
  */
 int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
 		 struct mcfs_buf *rbuf);

@@ -91,5 +91,5 @@ def ext(start_node):
 def test_garbage_to_master(ext, scratch):
     check_garbage(ext, ext.master_port, scratch)
 
-# The same check against the node's segment server (--listen) arrives with
-# the segment server itself (the cluster issue).
+# The same check against the node's segment server is test_segment_server_fuzz
+# in test_cluster.py.
