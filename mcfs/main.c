@@ -44,6 +44,10 @@ static const struct fuse_opt node_opts[] = {
     OPT_STR("config", config),
     OPT_STR("token-file", token_file),
     OPT_STR("lease-ttl", lease_ttl_str),
+    OPT_STR("soft-pin-ttl", soft_pin_ttl_str),
+    OPT_STR("max-soft-pin-ttl", max_soft_pin_ttl_str),
+    OPT_STR("high-watermark", high_watermark_str),
+    OPT_STR("evict-ratio", evict_ratio_str),
     OPT("--attr-timeout=%lf", attr_timeout),
     OPT("attr-timeout=%lf", attr_timeout),
     OPT("-f", foreground),
@@ -59,25 +63,31 @@ static const struct fuse_opt node_opts[] = {
 static void usage(FILE *f)
 {
 	fprintf(
-	    f, "usage: mcfs MOUNTPOINT [options]\n"
-	       "  --master ADDR          HOST:PORT of an mcfs-master (default: embedded master)\n"
-	       "  --listen HOST:PORT     segment server address for peers (default 0.0.0.0:7422\n"
-	       "                         with --master; nothing served without it)\n"
-	       "  --segment-size SIZE    DRAM contributed to the pool, K/M/G/T (default 1G)\n"
-	       "  --ssd-dir DIR          SSD tier directory (--ssd-size SIZE bounds it)\n"
-	       "  --replicas N           default replica count for new files (default 1)\n"
-	       "  --transport NAME       tcp, rdma or auto (default auto)\n"
-	       "  --node-name NAME       name shown in replicas and status (default: host name)\n"
-	       "  --lease-ttl DURATION   embedded master: read lease (default 10s)\n"
-	       "  --attr-timeout SECS    kernel attribute and entry cache (default 1.0)\n"
-	       "  --config FILE          the same settings from a file (name = value)\n"
-	       "  --token-file FILE      cluster secret\n"
-	       "  -f                     stay in the foreground\n"
-	       "  -d                     debug log (implies -f)\n"
-	       "  -o OPT[,OPT...]        FUSE mount options, and every option above as name=value\n"
-	       "  -h, --help             this text\n"
-	       "  -V, --version          the version\n"
-	       "Stop with: fusermount3 -u MOUNTPOINT\n");
+	    f,
+	    "usage: mcfs MOUNTPOINT [options]\n"
+	    "  --master ADDR          HOST:PORT of an mcfs-master (default: embedded master)\n"
+	    "  --listen HOST:PORT     segment server address for peers (default 0.0.0.0:7422\n"
+	    "                         with --master; nothing served without it)\n"
+	    "  --segment-size SIZE    DRAM contributed to the pool, K/M/G/T (default 1G)\n"
+	    "  --ssd-dir DIR          SSD tier directory (--ssd-size SIZE bounds it)\n"
+	    "  --replicas N           default replica count for new files (default 1)\n"
+	    "  --transport NAME       tcp, rdma or auto (default auto)\n"
+	    "  --node-name NAME       name shown in replicas and status (default: host name)\n"
+	    "embedded master only (the same settings as mcfs-master's):\n"
+	    "  --lease-ttl DURATION   read lease (default 10s)\n"
+	    "  --soft-pin-ttl DURATION, --max-soft-pin-ttl DURATION\n"
+	    "                         soft pin length (default 30m) and its cap (24h)\n"
+	    "  --high-watermark RATIO eviction starts above this pool usage (default 0.90)\n"
+	    "  --evict-ratio RATIO    share of evictable objects freed per round (default 0.05)\n"
+	    "  --attr-timeout SECS    kernel attribute and entry cache (default 1.0)\n"
+	    "  --config FILE          the same settings from a file (name = value)\n"
+	    "  --token-file FILE      cluster secret\n"
+	    "  -f                     stay in the foreground\n"
+	    "  -d                     debug log (implies -f)\n"
+	    "  -o OPT[,OPT...]        FUSE mount options, and every option above as name=value\n"
+	    "  -h, --help             this text\n"
+	    "  -V, --version          the version\n"
+	    "Stop with: fusermount3 -u MOUNTPOINT\n");
 }
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -147,13 +157,42 @@ static int parse_conf(struct mcfs_node_conf *c)
 		fprintf(stderr, "mcfs: --transport: '%s' is not tcp, rdma or auto\n", c->transport);
 		return -EINVAL;
 	}
-	if (c->lease_ttl_str) {
-		if (mcfs_parse_duration_ms(c->lease_ttl_str, &ms) || !ms) {
-			fprintf(stderr, "mcfs: --lease-ttl: bad duration '%s' (use e.g. 10s)\n",
-				c->lease_ttl_str);
+	const struct {
+		const char *name;
+		const char *val;
+		uint64_t *ms;
+		double *ratio;
+	} mset[] = {
+	    {"lease-ttl", c->lease_ttl_str, &c->mconf.lease_ms, NULL},
+	    {"soft-pin-ttl", c->soft_pin_ttl_str, &c->mconf.soft_pin_ttl_ms, NULL},
+	    {"max-soft-pin-ttl", c->max_soft_pin_ttl_str, &c->mconf.max_soft_pin_ttl_ms, NULL},
+	    {"high-watermark", c->high_watermark_str, NULL, &c->mconf.high_watermark},
+	    {"evict-ratio", c->evict_ratio_str, NULL, &c->mconf.evict_ratio},
+	};
+
+	for (size_t i = 0; i < sizeof(mset) / sizeof(mset[0]); i++) {
+		if (!mset[i].val)
+			continue;
+		if (c->master) {
+			fprintf(stderr,
+				"mcfs: --%s is a setting of the embedded master; "
+				"give it to mcfs-master instead\n",
+				mset[i].name);
 			return -EINVAL;
 		}
-		c->mconf.lease_ms = ms;
+		if (mset[i].ms && (mcfs_parse_duration_ms(mset[i].val, &ms) || !ms)) {
+			fprintf(stderr,
+				"mcfs: --%s: bad duration '%s' (use e.g. 10s, 500ms, 30m)\n",
+				mset[i].name, mset[i].val);
+			return -EINVAL;
+		}
+		if (mset[i].ms)
+			*mset[i].ms = ms;
+		else if (mcfs_parse_ratio(mset[i].val, mset[i].ratio)) {
+			fprintf(stderr, "mcfs: --%s: bad ratio '%s' (a number from 0 to 1)\n",
+				mset[i].name, mset[i].val);
+			return -EINVAL;
+		}
 	}
 	if (c->attr_timeout < 0) {
 		fprintf(stderr, "mcfs: --attr-timeout must not be negative\n");
@@ -168,9 +207,21 @@ static int parse_conf(struct mcfs_node_conf *c)
 
 static void conf_free(struct mcfs_node_conf *c)
 {
-	char **strs[] = {&c->mountpoint,       &c->master,	 &c->listen,	   &c->node_name,
-			 &c->transport,	       &c->ssd_dir,	 &c->config,	   &c->token_file,
-			 &c->segment_size_str, &c->ssd_size_str, &c->lease_ttl_str};
+	char **strs[] = {&c->mountpoint,
+			 &c->master,
+			 &c->listen,
+			 &c->node_name,
+			 &c->transport,
+			 &c->ssd_dir,
+			 &c->config,
+			 &c->token_file,
+			 &c->segment_size_str,
+			 &c->ssd_size_str,
+			 &c->lease_ttl_str,
+			 &c->soft_pin_ttl_str,
+			 &c->max_soft_pin_ttl_str,
+			 &c->high_watermark_str,
+			 &c->evict_ratio_str};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

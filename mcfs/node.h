@@ -29,7 +29,11 @@ struct mcfs_node_conf {
 	char *token_file;
 	char *segment_size_str;
 	char *ssd_size_str;
-	char *lease_ttl_str;
+	char *lease_ttl_str; /* embedded master settings, as mcfs-master takes them */
+	char *soft_pin_ttl_str;
+	char *max_soft_pin_ttl_str;
+	char *high_watermark_str;
+	char *evict_ratio_str;
 	int replicas;
 	int foreground;
 	int debug;
