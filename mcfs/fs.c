@@ -107,16 +107,20 @@ struct mcfs_remote {
 	uint64_t size;
 
 	/*
-	 * Large objects are fetched by a thread of their own, in chunks and in
-	 * order, so that reads of the first bytes need not wait for the last.
+	 * Large objects are fetched by two threads of their own (two
+	 * connections move more than one on loopback), chunk by chunk from the
+	 * start, so that reads of the first bytes need not wait for the last.
 	 */
-	pthread_mutex_t mu;
+	pthread_mutex_t mu; /* protects rep, cur and everything below */
 	pthread_cond_t cv;
-	pthread_t thr;
-	bool thr_started;
-	bool cancel;	  /* protected by mu */
-	uint64_t fetched; /* bytes of buf filled in, protected by mu */
-	int error;	  /* protected by mu */
+	pthread_t thr[2];
+	uint32_t nthr;
+	bool cancel;
+	uint64_t next;	  /* the next chunk a fetch thread takes */
+	uint8_t *done;	  /* per chunk: arrived */
+	uint64_t prefix;  /* chunks [0, prefix) all arrived */
+	uint64_t fetched; /* bytes [0, fetched) of buf are in */
+	int error;
 };
 
 struct mcfs_dirh {
@@ -464,12 +468,12 @@ static void remote_free(struct mcfs_remote *rm)
 {
 	if (!rm)
 		return;
-	if (rm->thr_started) {
-		pthread_mutex_lock(&rm->mu);
-		rm->cancel = true;
-		pthread_mutex_unlock(&rm->mu);
-		pthread_join(rm->thr, NULL);
-	}
+	pthread_mutex_lock(&rm->mu);
+	rm->cancel = true;
+	pthread_mutex_unlock(&rm->mu);
+	for (uint32_t t = 0; t < rm->nthr; t++)
+		pthread_join(rm->thr[t], NULL);
+	free(rm->done);
 	pthread_mutex_destroy(&rm->mu);
 	pthread_cond_destroy(&rm->cv);
 	buf_free(rm->buf, rm->size);
@@ -570,7 +574,9 @@ static int remote_refresh(struct mcfs_fh *fh)
 	ret = call_run(fh->n, &c);
 	if (!ret) {
 		c.resp.attr.size = fh->size; /* LEASE carries no attr */
+		pthread_mutex_lock(&fh->remote->mu);
 		remote_set(fh->remote, &c.resp);
+		pthread_mutex_unlock(&fh->remote->mu);
 	}
 	call_fini(&c);
 	return ret;
@@ -587,30 +593,41 @@ static int remote_refresh(struct mcfs_fh *fh)
 static int fetch_range(struct mcfs_fh *fh, uint64_t off, uint64_t len)
 {
 	struct mcfs_remote *rm = fh->remote;
+	char addr[sizeof(rm->rep[0].addr)];
 	bool refreshed = false;
+	struct mcfs_grant g;
 	int ret = -EIO;
 
-	for (uint32_t i = 0; i < rm->nrep; i++) {
-		uint32_t k = (rm->cur + i) % rm->nrep;
-		struct mcfs_grant *g = &rm->rep[k].g;
+	for (uint32_t i = 0;; i++) {
+		uint32_t k;
 
-		ret = mcfs_xport_read(fh->n->xc, rm->rep[k].addr, g, g->offset + off, rm->buf + off,
-				      len);
+		pthread_mutex_lock(&rm->mu);
+		if (i >= rm->nrep) {
+			pthread_mutex_unlock(&rm->mu);
+			break;
+		}
+		k = (rm->cur + i) % rm->nrep;
+		g = rm->rep[k].g;
+		memcpy(addr, rm->rep[k].addr, sizeof(addr));
+		pthread_mutex_unlock(&rm->mu);
+
+		ret = mcfs_xport_read(fh->n->xc, addr, &g, g.offset + off, rm->buf + off, len);
 		if (!ret) {
+			pthread_mutex_lock(&rm->mu);
 			rm->cur = k;
+			pthread_mutex_unlock(&rm->mu);
 			return 0;
 		}
-		if (!refreshed &&
-		    (ret == -EACCES ||
-		     (ret == -ETIMEDOUT && g->expiry_ms <= mcfs_grant_now_ms() + 1000))) {
+		if (!refreshed && (ret == -EACCES || (ret == -ETIMEDOUT &&
+						      g.expiry_ms <= mcfs_grant_now_ms() + 1000))) {
 			refreshed = true;
-			if (!remote_refresh(fh) && rm->nrep) {
+			if (!remote_refresh(fh)) {
 				i = UINT32_MAX; /* start over with fresh grants */
 				continue;
 			}
 		}
 		mcfs_warn("inode %" PRIu64 ": replica at %s failed (%s), trying the next", fh->ino,
-			  rm->rep[k].addr, strerror(-ret));
+			  addr, strerror(-ret));
 	}
 	mcfs_err("inode %" PRIu64 " version %" PRIu64 ": no replica answered", fh->ino,
 		 fh->version);
@@ -621,25 +638,35 @@ static void *fetch_main(void *arg)
 {
 	struct mcfs_fh *fh = arg;
 	struct mcfs_remote *rm = fh->remote;
-	uint64_t off = 0;
-	int ret = 0;
 
-	while (off < rm->size) {
-		uint64_t len = rm->size - off < FETCH_CHUNK ? rm->size - off : FETCH_CHUNK;
+	for (;;) {
+		uint64_t off, len;
+		int ret;
 
-		ret = fetch_range(fh, off, len);
 		pthread_mutex_lock(&rm->mu);
-		if (ret)
-			rm->error = ret;
-		else
-			rm->fetched = off + len;
-		pthread_cond_broadcast(&rm->cv);
-		if (ret || rm->cancel) {
+		if (rm->cancel || rm->error || rm->next >= rm->size) {
 			pthread_mutex_unlock(&rm->mu);
 			break;
 		}
+		off = rm->next;
+		rm->next += FETCH_CHUNK;
 		pthread_mutex_unlock(&rm->mu);
-		off += len;
+		len = rm->size - off < FETCH_CHUNK ? rm->size - off : FETCH_CHUNK;
+
+		ret = fetch_range(fh, off, len);
+
+		pthread_mutex_lock(&rm->mu);
+		if (ret) {
+			rm->error = ret;
+		} else {
+			rm->done[off / FETCH_CHUNK] = 1;
+			while (rm->prefix * FETCH_CHUNK < rm->size && rm->done[rm->prefix])
+				rm->prefix++;
+			rm->fetched = rm->prefix * FETCH_CHUNK < rm->size ? rm->prefix * FETCH_CHUNK
+									  : rm->size;
+		}
+		pthread_cond_broadcast(&rm->cv);
+		pthread_mutex_unlock(&rm->mu);
 	}
 	return NULL;
 }
@@ -664,10 +691,17 @@ static int remote_wait(struct mcfs_fh *fh, uint64_t end)
 			rm->error = ret;
 			return ret;
 		}
-		ret = -pthread_create(&rm->thr, NULL, fetch_main, fh);
-		if (ret)
+		rm->done = calloc((rm->size + FETCH_CHUNK - 1) / FETCH_CHUNK, 1);
+		if (!rm->done)
+			return -ENOMEM;
+		for (uint32_t t = 0; t < 2; t++) {
+			ret = -pthread_create(&rm->thr[t], NULL, fetch_main, fh);
+			if (ret)
+				break;
+			rm->nthr++;
+		}
+		if (!rm->nthr)
 			return ret;
-		rm->thr_started = true;
 	}
 	if (end > rm->size)
 		end = rm->size;
