@@ -48,6 +48,7 @@ static const struct fuse_opt node_opts[] = {
     OPT_STR("max-soft-pin-ttl", max_soft_pin_ttl_str),
     OPT_STR("high-watermark", high_watermark_str),
     OPT_STR("evict-ratio", evict_ratio_str),
+    OPT_STR("put-timeout", put_timeout_str),
     OPT("--attr-timeout=%lf", attr_timeout),
     OPT("attr-timeout=%lf", attr_timeout),
     OPT("-f", foreground),
@@ -79,6 +80,7 @@ static void usage(FILE *f)
 	    "                         soft pin length (default 30m) and its cap (24h)\n"
 	    "  --high-watermark RATIO eviction starts above this pool usage (default 0.90)\n"
 	    "  --evict-ratio RATIO    share of evictable objects freed per round (default 0.05)\n"
+	    "  --put-timeout DURATION a put left untouched this long is revoked (default 60s)\n"
 	    "  --attr-timeout SECS    kernel attribute and entry cache (default 1.0)\n"
 	    "  --config FILE          the same settings from a file (name = value)\n"
 	    "  --token-file FILE      cluster secret\n"
@@ -168,6 +170,7 @@ static int parse_conf(struct mcfs_node_conf *c)
 	    {"max-soft-pin-ttl", c->max_soft_pin_ttl_str, &c->mconf.max_soft_pin_ttl_ms, NULL},
 	    {"high-watermark", c->high_watermark_str, NULL, &c->mconf.high_watermark},
 	    {"evict-ratio", c->evict_ratio_str, NULL, &c->mconf.evict_ratio},
+	    {"put-timeout", c->put_timeout_str, &c->mconf.put_timeout_ms, NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(mset) / sizeof(mset[0]); i++) {
@@ -221,7 +224,8 @@ static void conf_free(struct mcfs_node_conf *c)
 			 &c->soft_pin_ttl_str,
 			 &c->max_soft_pin_ttl_str,
 			 &c->high_watermark_str,
-			 &c->evict_ratio_str};
+			 &c->evict_ratio_str,
+			 &c->put_timeout_str};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

@@ -34,6 +34,7 @@ struct mcfs_node_conf {
 	char *max_soft_pin_ttl_str;
 	char *high_watermark_str;
 	char *evict_ratio_str;
+	char *put_timeout_str;
 	int replicas;
 	int foreground;
 	int debug;

@@ -24,6 +24,13 @@
  * again under the same name (it restarted) takes its segment with it: its
  * replicas vanish from their objects, objects left without one leave the
  * namespace, and puts writing to it fail at their end.
+ *
+ * Read leases are granted by LOOKUP, GET and LEASE and hold the object
+ * against eviction and its space against reuse. A put its writer leaves
+ * untouched past the put timeout is revoked by the tick (a writer that died
+ * with its node is handled sooner, by the node TTL). When an allocation
+ * finds no room, or the pool passes the high watermark, objects are
+ * evicted (evict.c).
  */
 #include "meta/master_i.h"
 
@@ -53,7 +60,7 @@
 #define TICK_MAX_MS 1000
 /* The allocator's own limit on live ranges per segment. */
 #define MAX_RANGES (1u << 28)
-/* A write grant lasts this long; a slower writer asks PUT_PLACE again for fresh ones. */
+/* A write grant lasts the put timeout, or this long without one. */
 #define WRITE_GRANT_MS 60000
 
 void mcfs_master_conf_default(struct mcfs_master_conf *c)
@@ -65,6 +72,7 @@ void mcfs_master_conf_default(struct mcfs_master_conf *c)
 	c->high_watermark = 0.90;
 	c->evict_ratio = 0.05;
 	c->default_replicas = 1;
+	c->put_timeout_ms = 60000;
 }
 
 static uint64_t real_clock(void *arg)
@@ -160,6 +168,7 @@ void mcfs_master_destroy(struct mcfs_master *m)
 	for (uint64_t i = 0; i < m->nodes_cap; i++)
 		node_free(m->nodes[i]);
 	free(m->nodes);
+	mcfs_evict_fini(&m->ev);
 	mcfs_ns_fini(&m->ns);
 	mcfs_buf_fini(&m->scratch);
 	mcfs_buf_fini(&m->batch);
@@ -211,12 +220,9 @@ static void obj_release(struct mcfs_master *m, struct mcfs_obj *obj)
 	mcfs_obj_fini(obj);
 }
 
-/*
- * ino's object obj is replaced or its file is gone: free its space now if no
- * lease holds it, else when the lease ends (mcfs_master_tick). obj is left
- * zeroed either way; the retired copy owns its replica list.
- */
-static void obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj *obj, uint64_t now_ms)
+/* The retired copy, kept until the lease ends (mcfs_master_tick), owns the replica list. */
+void mcfs_master_obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj *obj,
+			    uint64_t now_ms)
 {
 	struct mcfs_retired *rt;
 
@@ -298,7 +304,7 @@ void mcfs_master_drop_reps(struct mcfs_req *r, struct mcfs_obj *obj, uint8_t kee
 static void inode_remove(struct mcfs_req *r, struct mcfs_inode *in)
 {
 	if (S_ISREG(in->mode))
-		obj_retire(r->m, in->ino, &in->u.file.obj, r->now_ms);
+		mcfs_master_obj_retire(r->m, in->ino, &in->u.file.obj, r->now_ms);
 	mcfs_ns_delete(&r->m->ns, in, r->now_ns);
 }
 
@@ -480,6 +486,21 @@ static void obj_replicas(struct mcfs_req *r, const struct mcfs_obj *obj)
 		fill_rep(r->m, &r->out->rep[i], &reps[i], MCFS_GRANT_READ, expiry);
 }
 
+/* A read lease on obj until at least now + the lease TTL: no eviction, no reuse of its space. */
+static void lease_extend(struct mcfs_req *r, struct mcfs_obj *obj)
+{
+	uint64_t deadline = r->now_ms + r->m->conf.lease_ms;
+
+	if (obj->lease_ms < deadline)
+		obj->lease_ms = deadline;
+}
+
+/* An access, for eviction's LRU order. */
+static void touch(struct mcfs_req *r, struct mcfs_inode *in)
+{
+	in->u.file.atime = mcfs_lru_clock(r->now_ms);
+}
+
 static int get_inode(struct mcfs_req *r, uint64_t ino, struct mcfs_inode **out)
 {
 	struct mcfs_inode *in = mcfs_ns_get(&r->m->ns, ino);
@@ -649,6 +670,9 @@ static int do_lookup(struct mcfs_req *r)
 	in = lookup_visible(r, dir, r->in->name);
 	if (!in)
 		return -ENOENT;
+	/* A lookup leases a published file (as Mooncake's exists does), without counting as a read. */
+	if (S_ISREG(in->mode) && in->u.file.obj.version)
+		lease_extend(r, &in->u.file.obj);
 	fill_attr(&r->out->attr, in);
 	return 0;
 }
@@ -988,7 +1012,8 @@ static void put_rep_get(const struct mcfs_put_rep *pr, uint8_t state, struct mcf
  */
 static void put_replicas(struct mcfs_req *r, const struct mcfs_put *p)
 {
-	uint64_t expiry = mcfs_grant_now_ms() + WRITE_GRANT_MS;
+	uint64_t ttl = r->m->conf.put_timeout_ms ? r->m->conf.put_timeout_ms : WRITE_GRANT_MS;
+	uint64_t expiry = mcfs_grant_now_ms() + ttl;
 	struct mcfs_rep rep;
 	uint32_t n = 0;
 
@@ -1015,6 +1040,39 @@ static int put_add(struct mcfs_master *m, struct mcfs_put *p)
 	return 0;
 }
 
+struct alloc_try {
+	struct mcfs_alloc *a;
+	uint64_t len;
+	struct mcfs_extent *ext;
+};
+
+static int alloc_try(void *arg)
+{
+	struct alloc_try *t = arg;
+
+	return mcfs_alloc_get(t->a, t->len, t->ext);
+}
+
+/*
+ * Allocate len bytes of node n's segment for a put on inode ino. Without
+ * room, evict objects with a replica on n (never ino's: the put may be its
+ * next version) and try again; -ENOSPC when that does not make room.
+ */
+static int alloc_range(struct mcfs_req *r, struct mcfs_node *n, uint64_t ino, uint64_t len,
+		       struct mcfs_extent *ext)
+{
+	struct alloc_try t = {n->alloc, len, ext};
+	struct mcfs_alloc_stats st;
+	int ret = mcfs_alloc_get(n->alloc, len, ext);
+
+	if (ret != -ENOSPC)
+		return ret;
+	mcfs_alloc_stats(n->alloc, &st);
+	if (len > st.size)
+		return -ENOSPC; /* it would not fit in an empty segment: evict nothing */
+	return mcfs_evict_alloc(r->m, n->id, ino, r->now_ms, r->now_ns, alloc_try, &t);
+}
+
 static int do_put_start(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
@@ -1037,11 +1095,12 @@ static int do_put_start(struct mcfs_req *r)
 	p->kind = MCFS_PUT_WRITE;
 	p->ino = in->ino;
 	p->node_id = r->caller;
+	p->touched_ms = r->now_ms;
 	p->nrep = 1;
 	p->rep[0].node_id = r->caller;
 	p->rep[0].seg_id = r->node->seg_id;
 	if (q->size) {
-		ret = mcfs_alloc_get(r->node->alloc, q->size, &p->rep[0].ext);
+		ret = alloc_range(r, r->node, in->ino, q->size, &p->rep[0].ext);
 		if (ret)
 			goto out_free_put;
 		p->rep[0].has_range = true;
@@ -1069,19 +1128,26 @@ static int do_put_grow(struct mcfs_req *r)
 	struct mcfs_alloc *a = r->node->alloc;
 	struct mcfs_put_rep *st;
 	struct mcfs_put *p;
-	int ret = own_put(r, MCFS_PUT_WRITE, &p);
+	int ret = own_put(r, r->in->size ? MCFS_PUT_WRITE : 0, &p);
 
 	if (ret)
 		return ret;
-	if (!r->in->size || p->placed)
+	if (!r->in->size) {
+		/* A renewal: the writer is alive, the put stays; fresh grants. */
+		p->touched_ms = r->now_ms;
+		put_replicas(r, p);
+		return 0;
+	}
+	if (p->placed)
 		return -EINVAL;
 	if (!a)
 		return -ENOSPC;
+	p->touched_ms = r->now_ms;
 	st = &p->rep[0];
 	if (st->has_range) {
 		ret = mcfs_alloc_resize(a, &st->ext, r->in->size);
 	} else {
-		ret = mcfs_alloc_get(a, r->in->size, &st->ext);
+		ret = alloc_range(r, r->node, p->ino, r->in->size, &st->ext);
 		st->has_range = !ret;
 	}
 	if (ret)
@@ -1165,7 +1231,7 @@ static int place(struct mcfs_req *r, struct mcfs_put *p, unsigned want, uint64_t
 
 		memset(pr, 0, sizeof(*pr));
 		if (size) {
-			if (mcfs_alloc_get(c[i].n->alloc, size, &pr->ext))
+			if (alloc_range(r, c[i].n, p->ino, size, &pr->ext))
 				continue; /* no room there: fewer replicas rather than none */
 			pr->has_range = true;
 		}
@@ -1188,6 +1254,7 @@ static int do_put_place(struct mcfs_req *r)
 
 	if (ret)
 		return ret;
+	p->touched_ms = r->now_ms;
 	if (p->placed) {
 		/* Asked again (a retry): the same answer, or a different size is an error. */
 		if (q->size != p->size)
@@ -1259,11 +1326,12 @@ static int do_put_end(struct mcfs_req *r)
 	nobj.crc = q->crc;
 
 	obj = &in->u.file.obj;
-	obj_retire(m, in->ino, obj, r->now_ms);
+	mcfs_master_obj_retire(m, in->ino, obj, r->now_ms);
 	*obj = nobj;
 	in->flags &= (uint8_t)~MCFS_I_PENDING;
 	in->mtime_ns = in->ctime_ns = r->now_ns;
 	in->u.file.pin_ms = in->flags & MCFS_I_SOFT_PIN ? r->now_ms + mcfs_master_pin_ttl(m) : 0;
+	touch(r, in); /* a new object starts young */
 	/* The ranges now belong to the object. */
 	for (uint8_t i = 0; i < p->nrep; i++)
 		p->rep[i].has_range = false;
@@ -1331,6 +1399,7 @@ static int do_repl_start(struct mcfs_req *r)
 	p->kind = MCFS_PUT_REPL;
 	p->ino = in->ino;
 	p->node_id = r->caller;
+	p->touched_ms = r->now_ms;
 	p->version = obj->version;
 	p->size = obj->size;
 	p->placed = true;
@@ -1398,14 +1467,6 @@ static int do_repl_end(struct mcfs_req *r)
 	return 0;
 }
 
-static void lease_extend(struct mcfs_req *r, struct mcfs_obj *obj)
-{
-	uint64_t deadline = r->now_ms + r->m->conf.lease_ms;
-
-	if (obj->lease_ms < deadline)
-		obj->lease_ms = deadline;
-}
-
 static int do_get(struct mcfs_req *r)
 {
 	struct mcfs_inode *in;
@@ -1423,6 +1484,7 @@ static int do_get(struct mcfs_req *r)
 	if (!obj->version)
 		return 0; /* the creator's own pending file: nothing to read yet */
 	lease_extend(r, obj);
+	touch(r, in);
 	r->out->crc = obj->crc;
 	r->out->lease_ms = r->m->conf.lease_ms;
 	obj_replicas(r, obj);
@@ -1440,6 +1502,7 @@ static int do_lease(struct mcfs_req *r)
 		return -ENOENT;
 	if (in && S_ISREG(in->mode) && in->u.file.obj.version == q->version) {
 		obj = &in->u.file.obj;
+		touch(r, in); /* a file kept open is in use */
 	} else {
 		rt = retired_find(r->m, q->ino, q->version);
 		if (rt)
@@ -1731,11 +1794,65 @@ int mcfs_master_handle(struct mcfs_master *m, struct mcfs_master_sess *s, const 
 	return run_one(m, s, &q, false, out);
 }
 
+/*
+ * Put p's writer left it untouched past the put timeout: it is dead or has
+ * forgotten it. Free its ranges, and the pending file it created for it if
+ * nothing else writes that file: no half-object is ever published.
+ */
+static void put_expire(struct mcfs_master *m, struct mcfs_put *p, uint64_t now_ms, int64_t now_ns)
+{
+	uint64_t ino = p->ino, writer = p->node_id;
+	bool write = p->kind == MCFS_PUT_WRITE;
+	struct mcfs_put *q, *tmp;
+	struct mcfs_inode *in;
+
+	mcfs_info("put %llu on inode %llu from node %llu untouched for %llu ms: revoked",
+		  (unsigned long long)p->id, (unsigned long long)ino, (unsigned long long)writer,
+		  (unsigned long long)(now_ms - p->touched_ms));
+	m->stats.puts_expired++;
+	put_free(m, p);
+	in = mcfs_ns_get(&m->ns, ino);
+	if (!write || !in || !S_ISREG(in->mode) || !(in->flags & MCFS_I_PENDING) ||
+	    in->u.file.creator != writer)
+		return;
+	HASH_ITER(hh, m->puts, q, tmp)
+	{
+		if (q->ino == ino)
+			return;
+	}
+	mcfs_ns_delete(&m->ns, in, now_ns);
+}
+
+/* Is the pool (every registered segment) fuller than the high watermark? */
+static bool over_watermark(const struct mcfs_master *m)
+{
+	uint64_t size = 0, used = 0;
+	struct mcfs_alloc_stats st;
+
+	for (uint64_t id = 1; id <= m->last_node_id; id++) {
+		const struct mcfs_node *n = mcfs_master_node(m, id);
+
+		if (!n || !n->alloc)
+			continue;
+		mcfs_alloc_stats(n->alloc, &st);
+		size += st.size;
+		used += st.used;
+	}
+	return size && (double)used > m->conf.high_watermark * (double)size;
+}
+
+void mcfs_master_get_stats(const struct mcfs_master *m, struct mcfs_master_stats *st)
+{
+	*st = m->stats;
+}
+
 uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 {
 	struct mcfs_retired *rt, *tmp;
 	struct mcfs_dropped **dp, *d;
-	uint64_t next = TICK_MAX_MS, ttl = m->conf.node_ttl_ms;
+	struct mcfs_put *p, *ptmp;
+	uint64_t next = TICK_MAX_MS, ttl = m->conf.node_ttl_ms, put_ttl = m->conf.put_timeout_ms;
+	int64_t now_ns = mcfs_wall_ns();
 	char why[64];
 
 	HASH_ITER(hh, m->retired, rt, tmp)
@@ -1774,10 +1891,29 @@ uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 		if (due <= now_ms) {
 			snprintf(why, sizeof(why), "silent for %llu ms",
 				 (unsigned long long)(now_ms - n->last_seen_ms));
-			node_remove(m, n, why, mcfs_wall_ns());
+			node_remove(m, n, why, now_ns);
 		} else if (due - now_ms < next) {
 			next = due - now_ms;
 		}
 	}
+	HASH_ITER(hh, m->puts, p, ptmp)
+	{
+		uint64_t due = p->touched_ms + put_ttl;
+
+		if (!put_ttl)
+			break;
+		if (due <= now_ms)
+			put_expire(m, p, now_ms, now_ns);
+		else if (due - now_ms < next)
+			next = due - now_ms;
+	}
+	if (m->ev.phase == MCFS_EVICT_IDLE && over_watermark(m)) {
+		if (now_ms >= m->ev.idle_until_ms)
+			mcfs_evict_start(m, 0, now_ms);
+		else if (m->ev.idle_until_ms - now_ms < next)
+			next = m->ev.idle_until_ms - now_ms;
+	}
+	if (m->ev.phase != MCFS_EVICT_IDLE && mcfs_evict_step(m, now_ms, now_ns))
+		next = 0; /* more of the round right after the requests waiting */
 	return next;
 }

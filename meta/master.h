@@ -20,17 +20,36 @@
 #include "common/buf.h"
 
 struct mcfs_master_conf {
-	uint64_t lease_ms;	   /* read lease granted by GET (default 10000) */
-	uint64_t soft_pin_ttl_ms;  /* default soft pin (default 30 min) */
+	uint64_t lease_ms;	      /* read lease granted by LOOKUP, GET, LEASE (default 10000) */
+	uint64_t soft_pin_ttl_ms;     /* default soft pin (default 30 min) */
 	uint64_t max_soft_pin_ttl_ms; /* cap (default 24 h) */
-	uint64_t node_ttl_ms;	   /* node silent this long is dropped (default 10000) */
-	double high_watermark;	   /* default 0.90 */
-	double evict_ratio;	   /* default 0.05 */
-	uint32_t default_replicas; /* replica_num of the root directory (default 1) */
+	uint64_t node_ttl_ms;	      /* node silent this long is dropped (default 10000) */
+	double high_watermark;	      /* default 0.90 */
+	double evict_ratio;	      /* default 0.05 */
+	uint32_t default_replicas;    /* replica_num of the root directory (default 1) */
+	/*
+	 * A put (write or replication) its writer has not touched (PUT_START,
+	 * PUT_GROW, PUT_PLACE) for this long is revoked by the tick: its space
+	 * is freed, and a pending file it wrote that nothing else writes goes.
+	 * Write grants last as long. 0: never (grants then last 60 s).
+	 * Default 60000.
+	 */
+	uint64_t put_timeout_ms;
 };
 
 /* Fill c with the defaults above. */
 void mcfs_master_conf_default(struct mcfs_master_conf *c);
+
+/* Counters since the master started, for /metrics. */
+struct mcfs_master_stats {
+	uint64_t evict_rounds; /* rounds started: pool over the watermark, or a failed allocation */
+	uint64_t evicted_objects; /* objects evicted (their names left the namespace) */
+	uint64_t evicted_bytes;	  /* segment bytes they held, every replica counted */
+	uint64_t evict_inspected; /* inode table slots the eviction scans looked at */
+	uint64_t alloc_evictions; /* allocations that found no room and evicted to make some */
+	uint64_t alloc_enospc;	  /* ... and still failed: ENOSPC */
+	uint64_t puts_expired;	  /* puts revoked after put_timeout_ms untouched */
+};
 
 struct mcfs_master;
 /* One peer connection (a node, a tool) or the embedded daemon. */
@@ -54,10 +73,16 @@ int mcfs_master_handle(struct mcfs_master *m, struct mcfs_master_sess *s, const 
 		       size_t len, struct mcfs_buf *out);
 
 /*
- * Timed work: free retired objects whose leases ended, drop silent nodes.
- * Call every few hundred ms. Returns ms until it wants to run again.
+ * Timed work: free retired objects whose leases ended, drop silent nodes,
+ * revoke puts past the put timeout, and evict (a bounded share of a round
+ * per call) while the pool is over the high watermark. Call every few
+ * hundred ms. Returns ms until it wants to run again: 0 while an eviction
+ * round has work left.
  */
 uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms);
+
+/* Copy the counters into st. */
+void mcfs_master_get_stats(const struct mcfs_master *m, struct mcfs_master_stats *st);
 
 /*
  * Run the TCP server on host:port until *stop becomes nonzero (set from a

@@ -16,6 +16,7 @@
 
 #include "common/buf.h"
 #include "meta/alloc.h"
+#include "meta/evict_i.h"
 #include "meta/master.h"
 #include "meta/ns_i.h"
 #include "meta/proto.h"
@@ -52,12 +53,13 @@ struct mcfs_put_rep {
 struct mcfs_put {
 	uint64_t id;
 	uint64_t ino;
-	uint64_t node_id; /* who asked: only it may grow, place, end or revoke */
-	uint64_t version; /* REPL: the version copied; 0 for a write put */
-	uint64_t size;	  /* the object size, once placed (always, for REPL) */
-	uint8_t kind;	  /* MCFS_PUT_* */
-	bool placed;	  /* PUT_PLACE done (REPL puts are placed from the start) */
-	bool failed;	  /* a node it writes to left: its end fails with EIO */
+	uint64_t node_id;    /* who asked: only it may grow, place, end or revoke */
+	uint64_t version;    /* REPL: the version copied; 0 for a write put */
+	uint64_t size;	     /* the object size, once placed (always, for REPL) */
+	uint64_t touched_ms; /* its writer's last PUT_START/GROW/PLACE on it, monotonic */
+	uint8_t kind;	     /* MCFS_PUT_* */
+	bool placed;	     /* PUT_PLACE done (REPL puts are placed from the start) */
+	bool failed;	     /* a node it writes to left: its end fails with EIO */
 	uint8_t nrep;
 	struct mcfs_put_rep rep[MCFS_MAX_REPLICAS];
 	UT_hash_handle hh; /* in master->puts, by id */
@@ -102,6 +104,8 @@ struct mcfs_master {
 	uint8_t grant_secret[MCFS_GRANT_SECRET_LEN]; /* signs every grant; HELLO hands it out */
 	struct mcfs_buf scratch;		     /* the value of the response being built */
 	struct mcfs_buf batch; /* the sub-responses of the BATCH being handled */
+	struct mcfs_evict ev;
+	struct mcfs_master_stats stats;
 	uint64_t (*clock_ms)(void *arg);
 	void *clock_arg;
 };
@@ -148,6 +152,13 @@ uint64_t mcfs_master_pin_ttl(const struct mcfs_master *m);
  * readers may be reading them.
  */
 void mcfs_master_drop_reps(struct mcfs_req *r, struct mcfs_obj *obj, uint8_t keep);
+
+/*
+ * ino's object obj is replaced or its file goes: free its space now if no
+ * lease holds it, else when the lease ends. obj is left zeroed.
+ */
+void mcfs_master_obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj *obj,
+			    uint64_t now_ms);
 
 /* Extended attribute requests (master_xattr.c); each fills r->out, returns 0 or -errno. */
 int mcfs_master_setxattr(struct mcfs_req *r);

@@ -68,7 +68,7 @@ static const struct opt opts[] = {
 	"the RPC address published to nodes when elected"),
     OPT("lease-ttl", K_DURATION, mc.lease_ms, 0, "DURATION", "read lease (default 10s)"),
     OPT("soft-pin-ttl", K_DURATION, mc.soft_pin_ttl_ms, 0, "DURATION",
-	"default soft pin (default 30m)"),
+	"soft pin, from publication (default 30m, at most --max-soft-pin-ttl)"),
     OPT("max-soft-pin-ttl", K_DURATION, mc.max_soft_pin_ttl_ms, 0, "DURATION",
 	"longest soft pin a client may ask for (default 24h)"),
     OPT("high-watermark", K_RATIO, mc.high_watermark, 0, "RATIO",
@@ -77,6 +77,8 @@ static const struct opt opts[] = {
 	"share of evictable objects freed per round (default 0.05)"),
     OPT("node-ttl", K_DURATION, mc.node_ttl_ms, 0, "DURATION",
 	"a node silent this long is dropped (default 10s)"),
+    OPT("put-timeout", K_DURATION, mc.put_timeout_ms, 0, "DURATION",
+	"a write its node leaves untouched this long is revoked (default 60s)"),
     OPT("data-dir", K_STRING, data_dir, 0, "DIR", "where the master keeps what it persists"),
     OPT("token-file", K_STRING, token_file, 0, "FILE", "cluster secret"),
     OPT("verbose", K_FLAG, verbose, 'v', NULL, "log debug messages"),
@@ -305,13 +307,15 @@ static int check_options(const struct options *o)
 		fprintf(stderr, "%s: --node-ttl: must be longer than 0 (e.g. 10s)\n", PROG);
 		return 2;
 	}
-	if (o->mc.soft_pin_ttl_ms > o->mc.max_soft_pin_ttl_ms) {
-		fprintf(stderr,
-			"%s: --soft-pin-ttl: longer than --max-soft-pin-ttl (%llu ms); shorten "
-			"it or raise the maximum\n",
-			PROG, (unsigned long long)o->mc.max_soft_pin_ttl_ms);
+	if (!o->mc.put_timeout_ms) {
+		fprintf(stderr, "%s: --put-timeout: must be longer than 0 (e.g. 60s)\n", PROG);
 		return 2;
 	}
+	/* A pin longer than the maximum is capped (the master does it), as the option says. */
+	if (o->mc.soft_pin_ttl_ms > o->mc.max_soft_pin_ttl_ms)
+		mcfs_warn(
+		    "--soft-pin-ttl is longer than --max-soft-pin-ttl: soft pins last %llu ms",
+		    (unsigned long long)o->mc.max_soft_pin_ttl_ms);
 	if (o->mc.evict_ratio <= 0) {
 		fprintf(stderr, "%s: --evict-ratio: must be above 0 (e.g. 0.05)\n", PROG);
 		return 2;

@@ -7,6 +7,7 @@
  */
 #include "meta/ns_i.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,10 @@
 #include <xxhash.h>
 
 #include "meta/proto.h"
+
+/* PERFORMANCE.md budgets the master's memory per object: an inode must not grow unnoticed. */
+static_assert(sizeof(void *) != 8 || sizeof(struct mcfs_inode) <= 168,
+	      "struct mcfs_inode grew past 168 bytes");
 
 struct name_key {
 	const struct mcfs_inode *dir;

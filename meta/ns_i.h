@@ -142,6 +142,12 @@ struct mcfs_inode {
 			struct mcfs_obj obj;
 			uint64_t pin_ms;  /* soft pin deadline, monotonic ms; 0 when none */
 			uint32_t creator; /* node that created it while pending */
+			/*
+			 * Last access (publish, GET, LEASE) on the master's LRU
+			 * clock (mcfs_lru_clock()), for eviction. It fills what
+			 * was padding: it costs no memory.
+			 */
+			uint32_t atime;
 		} file;
 		struct {
 			char *target; /* owned, NUL-terminated */

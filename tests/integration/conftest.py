@@ -6,12 +6,14 @@
          "external" (mcfs-master --listen 127.0.0.1:PORT, then
          mcfs MNT -f --master 127.0.0.1:PORT --segment-size 256M)
   mnt    the mount path of that node (so every test using it runs twice)
-  start_node(mode, segment_size=..., extra=...)
-         a factory for nodes a test configures itself
+  start_node(mode, segment_size=..., extra=..., master_extra=...)
+         a factory for nodes a test configures itself (master_extra: more
+         mcfs-master options, external mode only)
   scratch  a temp dir under /tmp outside the mount (pathlib.Path)
-  cluster(n=3, replicas=None, node_ttl="3s", segment_size="128M", extra=())
+  cluster(n=3, replicas=None, node_ttl="3s", segment_size="128M", extra=(),
+          master_extra=())
          a factory for a helpers.Cluster: an mcfs-master with a short
-         --node-ttl and n nodes (node-a, node-b, ...) on 127.0.0.1, each
+         --node-ttl (and master_extra) and n nodes (node-a, node-b, ...) on 127.0.0.1, each
          with its own mount point and segment server port
 
 Binaries come from $MCFS_BUILD/bin (default build/). Every node is
@@ -57,9 +59,9 @@ def start_node(request):
     nodes = []
     started = _started(request)
 
-    def start(mode="embedded", segment_size="256M", extra=()):
+    def start(mode="embedded", segment_size="256M", extra=(), master_extra=()):
         _require_fuse()
-        n = helpers.Node(mode, segment_size, extra)
+        n = helpers.Node(mode, segment_size, extra, master_extra)
         nodes.append(n)
         started.append(n)
         n.start()
@@ -80,9 +82,10 @@ def cluster(request):
     clusters = []
     started = _started(request)
 
-    def make(n=3, replicas=None, node_ttl="3s", segment_size="128M", extra=()):
+    def make(n=3, replicas=None, node_ttl="3s", segment_size="128M", extra=(), master_extra=()):
         _require_fuse(("mcfs", "mcfs-master"))
-        c = helpers.Cluster(node_ttl=node_ttl, segment_size=segment_size, extra=extra)
+        c = helpers.Cluster(node_ttl=node_ttl, segment_size=segment_size, extra=extra,
+                            master_extra=master_extra)
         clusters.append(c)
         started.append(c)
         c.start_master()

@@ -173,13 +173,15 @@ class Proc:
 
 class Node:
     """One mcfs node mounted on a fresh temp directory, with its own
-    mcfs-master when mode is "external" (else the embedded master)."""
+    mcfs-master when mode is "external" (else the embedded master).
+    master_extra: more mcfs-master options (external mode only)."""
 
-    def __init__(self, mode="embedded", segment_size="256M", extra=()):
+    def __init__(self, mode="embedded", segment_size="256M", extra=(), master_extra=()):
         assert mode in ("embedded", "external")
         self.mode = mode
         self.segment_size = segment_size
         self.extra = list(extra)
+        self.master_extra = list(master_extra)
         self.tmp = tempfile.mkdtemp(prefix="mcfs-it-", dir="/tmp")
         self.mnt = os.path.join(self.tmp, "mnt")
         os.mkdir(self.mnt)
@@ -203,7 +205,7 @@ class Node:
             self.master = Proc(
                 "mcfs-master",
                 [binary("mcfs-master"), "--listen", f"127.0.0.1:{self.master_port}",
-                 "--http", f"127.0.0.1:{http_port}"],
+                 "--http", f"127.0.0.1:{http_port}"] + self.master_extra,
                 os.path.join(self.tmp, "master.log"),
             )
             wait_port(self.master_port, self.master.proc, MOUNT_TIMEOUT, "mcfs-master")
@@ -498,14 +500,16 @@ class Cluster:
     node-b, ... each with its own mount point and segment server port, all
     on 127.0.0.1 under one temp dir. stop() tears everything down by PID,
     whatever state the test left the nodes in (killed, SIGSTOPped,
-    unmounted), and removes the temp dir."""
+    unmounted), and removes the temp dir. extra goes to every node,
+    master_extra to the master."""
 
     mode = "cluster"  # for the log sections of a failure report
 
-    def __init__(self, node_ttl="3s", segment_size="128M", extra=()):
+    def __init__(self, node_ttl="3s", segment_size="128M", extra=(), master_extra=()):
         self.node_ttl = node_ttl
         self.segment_size = segment_size
         self.extra = list(extra)
+        self.master_extra = list(master_extra)
         self.tmp = tempfile.mkdtemp(prefix="mcfs-cl-", dir="/tmp")
         self.mnt = self.tmp  # what the failure report names
         self.master = None
@@ -525,7 +529,8 @@ class Cluster:
         self.master = Proc(
             "mcfs-master",
             [binary("mcfs-master"), "--listen", f"127.0.0.1:{self.master_port}",
-             "--http", f"127.0.0.1:{self.http_port}", "--node-ttl", self.node_ttl],
+             "--http", f"127.0.0.1:{self.http_port}", "--node-ttl", self.node_ttl]
+            + self.master_extra,
             os.path.join(self.tmp, "master.log"),
         )
         wait_port(self.master_port, self.master.proc, MOUNT_TIMEOUT, "mcfs-master")

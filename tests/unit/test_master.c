@@ -1281,7 +1281,11 @@ Test(master, put_start_grow_end)
 	cr_assert_eq(g.nrep, 1);
 	cr_assert_eq(g.rep[0].offset, r.rep[0].offset);
 	cr_assert_eq(g.rep[0].len, 20480);
-	cr_assert_eq(put_grow(s, r.put_id, 0, &g), -EINVAL);
+	/* Size 0 renews the put: the same range, fresh grants. */
+	cr_assert_eq(put_grow(s, r.put_id, 0, &g), 0);
+	cr_assert_eq(g.nrep, 1);
+	cr_assert_eq(g.rep[0].offset, r.rep[0].offset);
+	cr_assert_eq(g.rep[0].len, 20480);
 	cr_assert_eq(put_end(s, r.put_id, 20481, 0, NULL), -EINVAL);
 	cr_assert_eq(put_end(s, r.put_id, 5000, 0xabcd, &a), 0);
 	cr_assert_eq(a.size, 5000);
@@ -2464,6 +2468,7 @@ Test(master, put_place_settles_for_fewer_replicas)
 
 	full = creat(c, MCFS_ROOT_INO, "full");
 	publish(c, full, SEG - 8192, 0);
+	cr_assert_eq(xset(c, full, "user.mcfs.hard_pin", "1"), 0); /* not evicted for room */
 	big = creat(a, d, "big");
 	cr_assert_eq(put_start(a, big, 3 * 4096, &p), 0);
 	cr_assert_eq(put_place(a, p.put_id, 3 * 4096, &r), 0);
@@ -2634,8 +2639,11 @@ Test(master, repl_of_a_replaced_version_is_freed)
 	cr_assert_eq(put_revoke(b, r.put_id), -EPERM);
 	cr_assert_eq(put_revoke(a, r.put_id), 0);
 	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
-	/* No other node with room: ENOSPC. */
-	publish(b, creat(b, MCFS_ROOT_INO, "fill"), SEG, 0);
+	/* No other node with room, nor anything to evict there: ENOSPC. */
+	uint64_t fill = creat(b, MCFS_ROOT_INO, "fill");
+
+	cr_assert_eq(xset(b, fill, "user.mcfs.hard_pin", "1"), 0);
+	publish(b, fill, SEG, 0);
 	cr_assert_eq(repl_start(a, f, v1.version, 1, &r), -ENOSPC);
 	/* Two replications racing to one node: the second copy is let go. */
 	cr_assert_eq(unlink_ex(b, MCFS_ROOT_INO, "fill"), 0);

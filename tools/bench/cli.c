@@ -25,8 +25,8 @@ void bench_cli_common_init(struct bench_common *co)
 	memset(co, 0, sizeof(*co));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* Only needs to differ between runs; it is printed so a run can be repeated. */
-	co->seed = ((uint64_t)ts.tv_nsec * 1000003u) ^ ((uint64_t)ts.tv_sec << 20) ^
-		   (uint64_t)getpid();
+	co->seed =
+	    ((uint64_t)ts.tv_nsec * 1000003u) ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
 	co->seed &= 0xffffffffffffull;
 }
 

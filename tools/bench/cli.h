@@ -37,13 +37,16 @@ enum {
 	    {"seed", required_argument, NULL, BENCH_OPT_SEED},                                     \
 	    {"quiet", no_argument, NULL, BENCH_OPT_QUIET},                                         \
 	    {"keep", no_argument, NULL, BENCH_OPT_KEEP},                                           \
-	    {"help", no_argument, NULL, BENCH_OPT_HELP}
+	{                                                                                          \
+		"help", no_argument, NULL, BENCH_OPT_HELP                                          \
+	}
 
 #define BENCH_COMMON_HELP                                                                          \
-	"  --json FILE        write every figure as JSON to FILE\n"                                   \
-	"  --seed N           seed of the contents and of random choices (default: random, printed)\n" \
-	"  --quiet            no summary and no progress bar (errors still go to stderr)\n"          \
-	"  --keep             leave the files written (default: remove the run directory)\n"         \
+	"  --json FILE        write every figure as JSON to FILE\n"                                \
+	"  --seed N           seed of the contents and of random choices (default: random, "       \
+	"printed)\n"                                                                               \
+	"  --quiet            no summary and no progress bar (errors still go to stderr)\n"        \
+	"  --keep             leave the files written (default: remove the run directory)\n"       \
 	"  --help             this text\n"
 
 struct bench_common {

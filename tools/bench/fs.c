@@ -45,8 +45,7 @@ int bench_fs_write_file(const char *path, const void *buf, size_t len, size_t io
 	return ret;
 }
 
-int bench_fs_commit_file(const char *tmp, const char *path, const void *buf, size_t len,
-			 size_t io)
+int bench_fs_commit_file(const char *tmp, const char *path, const void *buf, size_t len, size_t io)
 {
 	int ret = bench_fs_write_file(tmp, buf, len, io);
 

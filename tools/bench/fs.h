@@ -23,8 +23,7 @@ int bench_fs_write_file(const char *path, const void *buf, size_t len, size_t io
  * commit a block, so readers see the old file or the new one. The temp
  * file is removed on failure. 0 or -errno.
  */
-int bench_fs_commit_file(const char *tmp, const char *path, const void *buf, size_t len,
-			 size_t io);
+int bench_fs_commit_file(const char *tmp, const char *path, const void *buf, size_t len, size_t io);
 
 /*
  * open(O_RDONLY) + read() in calls of at most io bytes until EOF or cap

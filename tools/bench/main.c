@@ -26,12 +26,15 @@ static const struct {
 	const char *what;
 } commands[] = {
     {"seq", bench_seq_main, "large files: write+close and open+read+close GB/s, latencies"},
-    {"small", bench_small_main, "small files: create+write+close, stat, open+read+close, readdir, "
-				"unlink rates"},
-    {"trace", bench_replay_main, "replay a Mooncake KV-cache trace: hit rate, blocks/s, time to "
-				 "first block"},
-    {"stress", bench_stress_main, "racing put/get/stat/unlink/rename over shared keys, every "
-				  "byte verified"},
+    {"small", bench_small_main,
+     "small files: create+write+close, stat, open+read+close, readdir, "
+     "unlink rates"},
+    {"trace", bench_replay_main,
+     "replay a Mooncake KV-cache trace: hit rate, blocks/s, time to "
+     "first block"},
+    {"stress", bench_stress_main,
+     "racing put/get/stat/unlink/rename over shared keys, every "
+     "byte verified"},
 };
 
 static void usage(FILE *f)

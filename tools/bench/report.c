@@ -47,7 +47,7 @@ void bench_report_phase_line(FILE *f, const char *indent, const struct bench_pha
 	bench_report_fmt_ns(p999, sizeof(p999), bench_hist_quantile(&p->lat, 0.999));
 	if (p->bytes)
 		snprintf(gb, sizeof(gb), "%7.3f GB/s", bench_phase_gbps(p));
-	fprintf(f, "%s%-16s %12s %10.0f ops/s  p50 %9s  p99 %9s  p999 %9s", indent, p->name, gb,
+	fprintf(f, "%s%-18s %12s %10.0f ops/s  p50 %9s  p99 %9s  p999 %9s", indent, p->name, gb,
 		bench_phase_ops_per_s(p), p50, p99, p999);
 	if (p->errors)
 		fprintf(f, "  errors %llu", (unsigned long long)p->errors);
@@ -61,7 +61,7 @@ static double ratio(double a, double b)
 
 void bench_report_ratio_line(FILE *f, const struct bench_phase *a, const struct bench_phase *b)
 {
-	fprintf(f, "  ratio %-16s", a->name);
+	fprintf(f, "  ratio %-18s", a->name);
 	if (a->bytes && b->bytes)
 		fprintf(f, " %5.2fx GB/s,", ratio(bench_phase_gbps(a), bench_phase_gbps(b)));
 	fprintf(f, " %5.2fx ops/s, latency p50 %.2fx p99 %.2fx p999 %.2fx\n",
@@ -119,9 +119,11 @@ json_t *bench_report_phase_ratio_json(const struct bench_phase *a, const struct 
 {
 	json_t *o = json_object();
 
-	bench_report_set(o, "gbps", bench_report_ratio_json(bench_phase_gbps(a), bench_phase_gbps(b)));
-	bench_report_set(o, "ops_per_s", bench_report_ratio_json(bench_phase_ops_per_s(a),
-								 bench_phase_ops_per_s(b)));
+	bench_report_set(o, "gbps",
+			 bench_report_ratio_json(bench_phase_gbps(a), bench_phase_gbps(b)));
+	bench_report_set(
+	    o, "ops_per_s",
+	    bench_report_ratio_json(bench_phase_ops_per_s(a), bench_phase_ops_per_s(b)));
 	bench_report_set(o, "p50",
 			 bench_report_ratio_json((double)bench_hist_quantile(&a->lat, 0.5),
 						 (double)bench_hist_quantile(&b->lat, 0.5)));

@@ -41,13 +41,13 @@ struct seq_conf {
 };
 
 struct seq_target {
-	const char *role;	    /* "target" or "ref" */
-	const char *dir;	    /* as given */
-	char run[PATH_MAX];	    /* where files are written */
-	char read_run[PATH_MAX];    /* where they are read back (--read-dir) */
-	struct bench_phase write;   /* summed over rounds */
-	struct bench_phase read;    /* summed over rounds */
-	double wgbps[MAX_ROUNDS];   /* per round, for the spread */
+	const char *role;	  /* "target" or "ref" */
+	const char *dir;	  /* as given */
+	char run[PATH_MAX];	  /* where files are written */
+	char read_run[PATH_MAX];  /* where they are read back (--read-dir) */
+	struct bench_phase write; /* summed over rounds */
+	struct bench_phase read;  /* summed over rounds */
+	double wgbps[MAX_ROUNDS]; /* per round, for the spread */
 	double rgbps[MAX_ROUNDS];
 	uint64_t mismatches;
 	int errors;
@@ -69,20 +69,22 @@ struct seq_phase {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mcfs-bench seq --dir DIR [options]\n"
-		"Write COUNT files of SIZE bytes (open+write+close), read them back (open+read+close)\n"
-		"and verify every byte; report GB/s, ops/s and p50/p99/p999 latencies of both.\n"
-		"  --dir DIR          directory to measure (a run directory is made inside it)\n"
-		"  --size SIZE        bytes per file, at least 64 (K/M/G suffixes; default 1M)\n"
-		"  --count N          files per round (default 256)\n"
-		"  --threads T        threads, each taking every T-th file (default 1)\n"
-		"  --io-size SIZE     bytes per read()/write() call (default 1M)\n"
-		"  --compare REF      run the same workload on REF, alternating rounds, and print\n"
-		"                     the ratios DIR / REF (e.g. --compare /dev/shm)\n"
-		"  --rounds R         rounds per directory (default 3 with --compare, else 1)\n"
-		"  --read-dir RDIR    read back through RDIR: the same directory as DIR seen through\n"
-		"                     another mount (a remote node of the same cluster)\n" BENCH_COMMON_HELP);
+	fprintf(
+	    f,
+	    "usage: mcfs-bench seq --dir DIR [options]\n"
+	    "Write COUNT files of SIZE bytes (open+write+close), read them back (open+read+close)\n"
+	    "and verify every byte; report GB/s, ops/s and p50/p99/p999 latencies of both.\n"
+	    "  --dir DIR          directory to measure (a run directory is made inside it)\n"
+	    "  --size SIZE        bytes per file, at least 64 (K/M/G suffixes; default 1M)\n"
+	    "  --count N          files per round (default 256)\n"
+	    "  --threads T        threads, each taking every T-th file (default 1)\n"
+	    "  --io-size SIZE     bytes per read()/write() call (default 1M)\n"
+	    "  --compare REF      run the same workload on REF, alternating rounds, and print\n"
+	    "                     the ratios DIR / REF (e.g. --compare /dev/shm)\n"
+	    "  --rounds R         rounds per directory (default 3 with --compare, else 1)\n"
+	    "  --read-dir RDIR    read back through RDIR: the same directory as DIR seen through\n"
+	    "                     another mount (a remote node of the same "
+	    "cluster)\n" BENCH_COMMON_HELP);
 }
 
 static void note_error(struct seq_phase *ph, int err, const char *what, const char *path)
@@ -108,7 +110,8 @@ static void seq_worker(void *arg, int tid)
 		if (bench_cli_stop || atomic_load(&ph->failed))
 			break;
 		if (ph->writing) {
-			snprintf(path, sizeof(path), "%s/f%06llu", ph->t->run, (unsigned long long)i);
+			snprintf(path, sizeof(path), "%s/f%06llu", ph->t->run,
+				 (unsigned long long)i);
 			bench_blob_fill(ph->pool, i, ph->version, buf, c->size);
 			t0 = bench_now_ns();
 			int ret = bench_fs_write_file(path, buf, c->size, c->io);
@@ -139,10 +142,11 @@ static void seq_worker(void *arg, int tid)
 			if (v != BENCH_BLOB_OK) {
 				atomic_fetch_add(&ph->mismatches, 1);
 				if (atomic_fetch_add(&ph->messages, 1) < MAX_MESSAGES)
-					bench_cli_err(CMD,
-						      "verify %s: %s (%zd bytes read, first bad byte "
-						      "at %zu)",
-						      path, bench_blob_verdict_str(v), n, bad);
+					bench_cli_err(
+					    CMD,
+					    "verify %s: %s (%zd bytes read, first bad byte "
+					    "at %zu)",
+					    path, bench_blob_verdict_str(v), n, bad);
 				continue;
 			}
 		}
@@ -165,11 +169,15 @@ static void unlink_worker(void *arg, int tid)
 }
 
 /* One phase on one target; adds into t's totals. 0, or -errno of the first failure. */
-static int run_phase(const struct seq_conf *c, struct seq_target *t,
-		     const struct bench_pool *pool, uint8_t **bufs, int round, bool writing)
+static int run_phase(const struct seq_conf *c, struct seq_target *t, const struct bench_pool *pool,
+		     uint8_t **bufs, int round, bool writing)
 {
-	struct seq_phase ph = {.c = c, .t = t, .pool = pool, .version = (uint64_t)round + 1,
-			       .writing = writing, .bufs = bufs};
+	struct seq_phase ph = {.c = c,
+			       .t = t,
+			       .pool = pool,
+			       .version = (uint64_t)round + 1,
+			       .writing = writing,
+			       .bufs = bufs};
 	struct bench_phase sum, *total = writing ? &t->write : &t->read;
 	char label[64];
 	uint64_t wall = 0;
@@ -232,7 +240,8 @@ static void print_target(const struct seq_conf *c, const struct seq_target *t)
 {
 	double lo, hi;
 
-	printf("  %s %s%s%s\n", t->role, t->dir, c->read_dir && !strcmp(t->role, "target") ? " -> " : "",
+	printf("  %s %s%s%s\n", t->role, t->dir,
+	       c->read_dir && !strcmp(t->role, "target") ? " -> " : "",
 	       c->read_dir && !strcmp(t->role, "target") ? c->read_dir : "");
 	bench_report_phase_line(stdout, "    ", &t->write);
 	if (c->rounds > 1) {
@@ -279,7 +288,15 @@ static json_t *target_json(const struct seq_conf *c, const struct seq_target *t)
 
 static int parse(int argc, char **argv, struct seq_conf *c)
 {
-	enum { O_SIZE = BENCH_OPT_FIRST_OWN, O_COUNT, O_THREADS, O_IO, O_COMPARE, O_ROUNDS, O_RDIR };
+	enum {
+		O_SIZE = BENCH_OPT_FIRST_OWN,
+		O_COUNT,
+		O_THREADS,
+		O_IO,
+		O_COMPARE,
+		O_ROUNDS,
+		O_RDIR
+	};
 	static const struct option lo[] = {
 	    BENCH_COMMON_OPTIONS,
 	    {"size", required_argument, NULL, O_SIZE},
@@ -311,7 +328,8 @@ static int parse(int argc, char **argv, struct seq_conf *c)
 		switch (opt) {
 		case O_SIZE:
 			if (bench_cli_parse_size(optarg, BENCH_BLOB_HDR_LEN, 1ull << 32, &c->size))
-				return bench_cli_usage(CMD, "--size '%s': want 64 to 4G bytes", optarg);
+				return bench_cli_usage(CMD, "--size '%s': want 64 to 4G bytes",
+						       optarg);
 			break;
 		case O_COUNT:
 			if (bench_cli_parse_u64(optarg, 1, 100000000, &c->count))
@@ -406,14 +424,14 @@ int bench_seq_main(int argc, char **argv)
 	}
 	bench_cli_tag(&c.co, tag, sizeof(tag));
 	for (int i = 0; i < nt; i++) {
-		ret = bench_fs_make_rundir(ts[i].dir, CMD, tag, false, ts[i].run,
-					   sizeof(ts[i].run));
+		ret =
+		    bench_fs_make_rundir(ts[i].dir, CMD, tag, false, ts[i].run, sizeof(ts[i].run));
 		if (ret) {
 			bench_cli_err(CMD, "cannot create a run directory in %s: %s", ts[i].dir,
 				      strerror(-ret));
 			goto out_rmdirs;
 		}
-		snprintf(ts[i].read_run, sizeof(ts[i].read_run), "%s", ts[i].run);
+		memcpy(ts[i].read_run, ts[i].run, sizeof(ts[i].run));
 		if (i == 0 && c.read_dir)
 			snprintf(ts[i].read_run, sizeof(ts[i].read_run), "%s/mcfs-bench-%s-%s",
 				 c.read_dir, CMD, tag);

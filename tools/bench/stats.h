@@ -29,9 +29,9 @@ struct bench_hist {
 struct bench_phase {
 	const char *name; /* borrowed: a string literal */
 	uint64_t ops;
-	uint64_t bytes;	  /* payload moved, 0 for metadata phases */
-	uint64_t errors;  /* operations that failed (not counted in ops) */
-	double seconds;	  /* wall time of the phase, summed over rounds */
+	uint64_t bytes;	 /* payload moved, 0 for metadata phases */
+	uint64_t errors; /* operations that failed (not counted in ops) */
+	double seconds;	 /* wall time of the phase, summed over rounds */
 	struct bench_hist lat;
 };
 
