@@ -85,6 +85,7 @@ struct mcfs_fh {
 
 	struct mcfs_fh *prev, *next; /* n->leased, protected by n->lock */
 	bool leased;
+	uint64_t renew_put; /* the put the lease thread keeps alive, protected by n->lock */
 
 	/* The base version's replicas when none is local: fetched whole on first use. */
 	struct mcfs_remote *remote;
@@ -366,12 +367,27 @@ static void lease_add(struct mcfs_fh *fh)
 {
 	struct mcfs_node *n = fh->n;
 
-	if (fh->leased || !fh->version)
+	if (fh->leased || (!fh->version && !fh->renew_put))
 		return;
 	pthread_mutex_lock(&n->lock);
 	DL_APPEND(n->leased, fh);
 	fh->leased = true;
 	pthread_mutex_unlock(&n->lock);
+}
+
+/*
+ * Tell the lease thread which put of fh to keep alive: the master revokes a
+ * put left untouched for its put timeout (a writer that died), and a file
+ * may stay open for writing longer than that.
+ */
+static void fh_track_put(struct mcfs_fh *fh)
+{
+	uint64_t id = fh->staged && !fh->orphan ? fh->put_id : 0;
+
+	pthread_mutex_lock(&fh->n->lock);
+	fh->renew_put = id;
+	pthread_mutex_unlock(&fh->n->lock);
+	lease_add(fh);
 }
 
 static void lease_del(struct mcfs_fh *fh)
@@ -789,6 +805,7 @@ static void stage_drop(struct mcfs_fh *fh)
 	fh->stage = NULL;
 	fh->cap = 0;
 	fh->len = 0;
+	fh_track_put(fh);
 }
 
 static int stage_fail(struct mcfs_fh *fh, int err)
@@ -836,6 +853,7 @@ static int stage_orphan(struct mcfs_fh *fh, uint64_t cap)
 	}
 	fh->stage = heap;
 	fh->cap = cap;
+	fh_track_put(fh);
 	return 0;
 }
 
@@ -876,6 +894,7 @@ static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
 		if (keep)
 			memcpy(stage, fh->data, keep);
 		fh->len = keep;
+		fh_track_put(fh);
 		return 0;
 	}
 	cap = fh->cap * 2 > need ? fh->cap * 2 : need;
@@ -911,6 +930,7 @@ static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
 	fh->put_id = put_id;
 	fh->stage = stage;
 	fh->cap = got;
+	fh_track_put(fh);
 	return 0;
 }
 
@@ -1052,6 +1072,7 @@ static int fh_publish(struct mcfs_fh *fh)
 		fh->cap = 0;
 		fh->len = 0;
 		fh->dirty = false;
+		fh_track_put(fh);
 		return 0;
 	}
 	if (ret) {
@@ -1073,6 +1094,7 @@ static int fh_publish(struct mcfs_fh *fh)
 	fh->cap = 0;
 	fh->len = 0;
 	fh->dirty = false;
+	fh_track_put(fh);
 	lease_add(fh);
 	call_fini(&c);
 	/* A page-cached writer's pages are the new version's bytes. */
@@ -1109,8 +1131,8 @@ static void fh_free(struct mcfs_fh *fh)
 {
 	struct mcfs_ino *in = fh->in;
 
-	lease_del(fh);
 	stage_drop(fh);
+	lease_del(fh); /* after stage_drop, which may list it again */
 	if (fh->cached)
 		in->cache_users--;
 	if (in->writer == fh)
@@ -1345,10 +1367,59 @@ static void mcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t s
 	fuse_reply_write(req, size);
 }
 
+/*
+ * Whether pid is being torn down by a signal (SIGKILL, a crash): the kernel
+ * is closing its files for it, and what it was writing was never finished.
+ * /proc/PID/stat field 9 holds the task flags (PF_EXITING 0x4 once it
+ * exits) and field 52 the exit code, whose low 7 bits name the signal.
+ */
+static bool killed_by_signal(pid_t pid)
+{
+	char path[64], buf[2048];
+	unsigned long long flags = 0, code = 0;
+	char *p, *save = NULL;
+	ssize_t len;
+	int fd, field = 2;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	buf[len] = 0;
+	p = strrchr(buf, ')'); /* the command name may hold anything */
+	if (!p)
+		return false;
+	for (p = strtok_r(p + 1, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+		field++;
+		if (field == 9)
+			flags = strtoull(p, NULL, 10);
+		else if (field == 52)
+			code = strtoull(p, NULL, 10);
+	}
+	return (flags & 0x4) && (code & 0x7f);
+}
+
 static void mcfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mcfs_fh *fh = (struct mcfs_fh *)(uintptr_t)fi->fh;
-	int ret = fh->write ? fh_publish(fh) : 0;
+	int ret;
+
+	if (fh->write && fh->dirty && killed_by_signal(fuse_req_ctx(req)->pid)) {
+		/* A writer that died mid-put publishes nothing: not even an empty file. */
+		mcfs_info("inode %" PRIu64 ": the writer (pid %d) was killed: nothing published",
+			  fh->ino, (int)fuse_req_ctx(req)->pid);
+		stage_drop(fh);
+		fh->dirty = false;
+		fh->error = -EINTR;
+		fuse_reply_err(req, 0);
+		fh_unpublish_created(fh);
+		return;
+	}
+	ret = fh->write ? fh_publish(fh) : 0;
 
 	(void)ino;
 	fuse_reply_err(req, -ret);
@@ -2105,10 +2176,19 @@ static void renew_leases(struct mcfs_node *n)
 	{
 		struct mcfs_msg m = {
 		    .type = MCFS_MSG_LEASE, .ino = fh->ino, .version = fh->version};
+		struct mcfs_msg g = {.type = MCFS_MSG_PUT_GROW, .put_id = fh->renew_put};
 
-		m.req_id = ++count;
-		if (mcfs_msg_encode(&m, &frames))
-			break;
+		/* PUT_GROW of size 0 renews a put without changing it. */
+		if (fh->version) {
+			m.req_id = ++count;
+			if (mcfs_msg_encode(&m, &frames))
+				break;
+		}
+		if (fh->renew_put) {
+			g.req_id = ++count;
+			if (mcfs_msg_encode(&g, &frames))
+				break;
+		}
 		if (frames.len > (MCFS_FRAME_MAX >> 1))
 			break; /* the rest waits for the next round; lease_ms/3 leaves time */
 	}
@@ -2147,7 +2227,9 @@ static void *lease_main(void *arg)
 		if (n->stopping)
 			break;
 		pthread_mutex_unlock(&n->lock);
-		mcfs_mc_tick(n->mc);
+		/* An eviction round in progress asks to run again at once: a few steps, then yield. */
+		for (int steps = 0; steps < 16 && mcfs_mc_tick(n->mc) == 0; steps++)
+			;
 		if (mcfs_now_ms() - last_renew >= lease / 3) {
 			renew_leases(n);
 			last_renew = mcfs_now_ms();

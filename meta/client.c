@@ -106,13 +106,16 @@ void mcfs_mc_close(struct mcfs_mc *mc)
 	free(mc);
 }
 
-void mcfs_mc_tick(struct mcfs_mc *mc)
+uint64_t mcfs_mc_tick(struct mcfs_mc *mc)
 {
+	uint64_t next;
+
 	if (!mc->master)
-		return;
+		return UINT64_MAX;
 	pthread_mutex_lock(&mc->lock);
-	mcfs_master_tick(mc->master, mcfs_now_ms());
+	next = mcfs_master_tick(mc->master, mcfs_now_ms());
 	pthread_mutex_unlock(&mc->lock);
+	return next;
 }
 
 static int send_all(int fd, const uint8_t *p, size_t len)

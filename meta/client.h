@@ -31,7 +31,7 @@ void mcfs_mc_close(struct mcfs_mc *mc);
  * lock; a no-op for a remote master, which runs its own. Call every few
  * hundred ms.
  */
-void mcfs_mc_tick(struct mcfs_mc *mc);
+uint64_t mcfs_mc_tick(struct mcfs_mc *mc); /* ms until it wants to run again */
 
 /*
  * One round trip: req (type and fields set; req_id is assigned here) is sent
