@@ -1414,7 +1414,7 @@ static void mcfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			  fh->ino, (int)fuse_req_ctx(req)->pid);
 		stage_drop(fh);
 		fh->dirty = false;
-		fh->error = -EINTR;
+		fh->error = -EIO; /* not EINTR: a process sharing the handle would retry forever */
 		fuse_reply_err(req, 0);
 		fh_unpublish_created(fh);
 		return;

@@ -16,6 +16,7 @@ PACKAGES=(
 	libisal-dev libinih-dev
 	attr python3 python3-pytest
 	iperf3 etcd-server etcd-client
+	gnuplot-nox
 	procps psmisc util-linux
 )
 

@@ -26,6 +26,7 @@ deadlines many times longer than needed."""
 
 import errno
 import hashlib
+import json
 import os
 import random
 import signal
@@ -196,6 +197,7 @@ def test_recently_read_stay_oldest_unread_go(start_node, mode):
     settle(node.mnt, ["lru"])
     kept = names(d)
     gone = sorted(i for i in range(80) if f"f{i:03d}" not in kept)
+    print(f"evicted: {gone}")
     assert len(gone) >= 80 - 64, f"only {len(gone)} of 80 MiB evicted from a 64 MiB pool"
     missing_read = [i for i in range(10) if i in gone]
     assert not missing_read, f"recently read files were evicted: {missing_read}"
@@ -238,6 +240,7 @@ def test_fill_far_past_capacity(start_node, mode):
         files.check(h)
     kept = names(os.path.join(node.mnt, "cold"))
     gone = [i for i in range(192) if f"c{i:03d}" not in kept]
+    print(f"kept: {sorted(set(range(192)) - set(gone))}")
     assert len(kept) <= 64, f"{len(kept)} MiB of files in a 64 MiB pool"
     assert not [i for i in range(176, 192) if i in gone], "the newest 16 files were evicted"
     assert all(i in gone for i in range(32)), f"old unread files stayed: {sorted(set(range(32)) - set(gone))}"
@@ -322,6 +325,7 @@ def test_soft_pins_go_second_hard_never(start_node, mode):
     assert not lost, f"hard-pinned files evicted: {lost}"
     kept = names(os.path.join(m, "soft"))
     gone = [i for i in range(40) if f"s{i:02d}" not in kept]
+    print(f"soft-pinned evicted: {gone}, big kept: {os.path.exists(big)}")
     assert len(gone) >= 4, f"only {len(gone)} soft-pinned files evicted to make 12 MiB of room"
     lru_check(gone, [i for i in range(40) if i not in gone], 0, "soft-pinned files")
     for p in hard + [s for s in soft if os.path.exists(s)] + [big] * os.path.exists(big):
@@ -582,6 +586,62 @@ def test_killed_writer_publishes_nothing(start_node, mode):
              "the staged space of the killed writer to come back")
 
 
+_SHARED_WRITER = r"""
+import json, os, signal, sys, time
+path = sys.argv[1]
+out = {}
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"a" * (1 << 20))
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(fd, b"b" * (1 << 20))
+    os.write(w, b"x")
+    time.sleep(600)
+    os._exit(0)
+os.read(r, 1)
+os.kill(pid, signal.SIGKILL)
+os.waitpid(pid, 0)
+for step in ("write", "close"):
+    try:
+        if step == "write":
+            os.write(fd, b"c" * (1 << 20))
+        else:
+            os.close(fd)
+        out[step] = "ok"
+    except OSError as e:
+        out[step] = __import__("errno").errorcode.get(e.errno, str(e.errno))
+print(json.dumps(out), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_killed_writer_sharing_a_file(start_node, mode):
+    # A writer forks; the child, writing through the same open file, is
+    # killed. The parent's next write and close must answer (an error is
+    # fine, EINTR is not: callers retry it forever), and no half-object
+    # may show.
+    node = pressure_node(start_node, mode)
+    path = os.path.join(node.mnt, "shared")
+    p = subprocess.Popen([sys.executable, "-c", _SHARED_WRITER, path], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        out, _ = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        out = None
+    if out is None:
+        p.kill()
+        p.communicate()
+        pytest.fail("a write after a killed child shared the file never returned "
+                    "(the daemon answers EINTR, which callers retry forever?)")
+    res = json.loads(out)
+    assert "EINTR" not in res.values(), f"write/close after the killed child: {res}"
+    if os.path.exists(path):
+        got = read_file(path)
+        assert got == b"a" * MiB + b"b" * MiB + b"c" * MiB, \
+            f"a half-object was published: {len(got)} bytes (write/close: {res})"
+
+
 class MasterClient:
     """A bare metadata session over TCP (docs/protocol.md): frames built
     by hand, as any client may send them."""
@@ -763,6 +823,7 @@ def test_cluster_under_pressure(cluster):
                  == names(os.path.join(cc.mnt, d)), DEADLINE, f"the nodes to agree on {d}")
         kept = names(os.path.join(a.mnt, d))
         gone = [i for i in range(per_node) if f"f{i:03d}" not in kept]
+        print(f"{d}: kept {sorted(set(range(per_node)) - set(gone))}")
         assert len(kept) <= 64, f"{d}: {len(kept)} MiB on a 64 MiB node"
         assert not [i for i in range(per_node - 8, per_node) if i in gone], \
             f"{d}: the newest files were evicted: {gone}"

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,10 +96,19 @@ static void usage(FILE *f)
 	    "it\n" BENCH_COMMON_HELP);
 }
 
-static void say(struct stress *s, const char *fmt, const char *a, const char *b)
+static void say(struct stress *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(struct stress *s, const char *fmt, ...)
 {
-	if (atomic_fetch_add(&s->messages, 1) < MAX_MESSAGES)
-		bench_cli_err(CMD, fmt, a, b);
+	char msg[PATH_MAX + 256];
+	va_list ap;
+
+	if (atomic_fetch_add(&s->messages, 1) >= MAX_MESSAGES)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	bench_cli_err(CMD, "%s", msg);
 }
 
 static void key_path(const struct stress *s, uint64_t k, char *out, size_t outsz)
@@ -187,12 +197,13 @@ static void stress_worker(void *arg, int tid)
 
 	if (!buf) {
 		ph[OP_GET].errors++;
-		say(s, "%s%s", "", "out of memory");
+		say(s, "out of memory");
 		return;
 	}
 	while (!bench_cli_stop && bench_now_ns() < s->deadline_ns) {
 		enum stress_op op = pick_op(c, &rng);
 		uint64_t k = bench_rand_below(&rng, c->keys), t0, lat;
+		const char *step = op_names[op];
 		int ret = 0;
 
 		key_path(s, k, path, sizeof(path));
@@ -211,7 +222,15 @@ static void stress_worker(void *arg, int tid)
 			} else {
 				snprintf(other, sizeof(other), "%s/.t%d.%llu", s->run, tid,
 					 (unsigned long long)seq);
-				ret = bench_fs_commit_file(other, path, buf, len, IO_SIZE);
+				ret = bench_fs_write_file(other, buf, len, IO_SIZE);
+				if (ret) {
+					step = "put (write of the temp file)";
+				} else if (rename(other, path)) {
+					ret = -errno;
+					step = "put (rename of the temp file)";
+				}
+				if (ret)
+					unlink(other);
 			}
 			lat = bench_now_ns() - t0;
 			if (!ret)
@@ -270,7 +289,8 @@ static void stress_worker(void *arg, int tid)
 			absent[op]++;
 		} else if (ret) {
 			ph[op].errors++;
-			say(s, "%s: %s", op_names[op], strerror(-ret));
+			say(s, "%s %s%s%s: %s", step, path, op == OP_RENAME ? " -> " : "",
+			    op == OP_RENAME ? other : "", strerror(-ret));
 			continue;
 		}
 		ph[op].ops++;
