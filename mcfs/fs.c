@@ -1164,9 +1164,13 @@ static void fh_unpublish_created(struct mcfs_fh *fh)
 		call_init(&c, MCFS_MSG_UNLINK);
 		c.req.ino = fh->parent;
 		c.req.name = blob_str(fh->name);
-		if (!call_run(fh->n, &c))
-			fuse_lowlevel_notify_inval_entry(fh->n->se, fh->parent, fh->name,
-							 strlen(fh->name));
+		/*
+		 * No notify_inval_entry here: from the only FUSE thread it can
+		 * deadlock against an unlink or rename holding the directory lock
+		 * while it waits for us. The kernel's cached entry now leads to
+		 * ESTALE, and the kernel looks the name up again (ENOENT).
+		 */
+		call_run(fh->n, &c);
 	}
 	call_fini(&c);
 	free(fh->name);

@@ -107,12 +107,17 @@ int bench_fs_make_rundir(const char *parent, const char *what, const char *tag, 
 	return 0;
 }
 
+/* nftw() has no context argument: the first failure of this thread's walk. */
+static __thread int rm_err;
+
 static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	(void)st;
 	(void)ftw;
-	if (type == FTW_DP ? rmdir(path) : unlink(path))
-		return errno == ENOENT ? 0 : -errno;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) && errno != ENOENT) {
+		rm_err = -errno;
+		return 1; /* stops the walk */
+	}
 	return 0;
 }
 
@@ -123,10 +128,13 @@ int bench_fs_rmtree(const char *path)
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
+	rm_err = 0;
 	ret = nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+	if (ret == 1)
+		return rm_err;
 	if (ret < 0)
 		return errno ? -errno : -EIO;
-	return ret;
+	return 0;
 }
 
 bool bench_fs_is_dir(const char *path)
