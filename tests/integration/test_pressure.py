@@ -8,17 +8,18 @@ cluster of three, filled with 1 MiB files far past its capacity.
 - soft-pinned files go only when nothing unpinned is left, hard-pinned
   ones never; soft_pin_ms counts down --soft-pin-ttl, capped by
   --max-soft-pin-ttl;
-- a file held open is never evicted and reads back bit-exact; an unlinked
-  open file reads to the end and its space comes back only after the last
-  lease ends;
+- a file held open (for reading, or for a rewrite) is never evicted and
+  reads back bit-exact; an unlinked open file reads to the end and its
+  space comes back only after the last lease ends;
 - with nothing evictable (all hard-pinned, or all held open), ENOSPC and
   nothing half-visible; the writes succeed again once something is
   evictable;
 - statfs gives the pool's capacity and free space;
-- zombie puts: a writer killed mid-write publishes nothing, a put whose
-  writer never ends it (driven here straight over the master's RPC) is
-  revoked after --put-timeout, and a writer node killed mid-put takes its
-  put with it.
+- zombie puts: a writer killed mid-write publishes nothing (and a process
+  sharing its open file gets an error, not an EINTR it would retry
+  forever), a put whose writer never ends it (driven here straight over
+  the master's RPC) is revoked after --put-timeout, and a writer node
+  killed mid-put takes its put with it.
 
 Every master runs with --lease-ttl 2s, so that what waits for a lease to
 end is observable quickly. No assertion depends on timing: waits poll with
