@@ -207,12 +207,20 @@ static struct mcfs_ino *ino_get(struct mcfs_node *n, uint64_t ino)
 	return in;
 }
 
-/* Remember where a file was found, for fh_load()'s retry by name. */
-static void ino_remember_name(struct mcfs_node *n, uint64_t ino, uint64_t parent, const char *name)
+/*
+ * Remember where a file was found, for fh_load()'s retry by name, and what
+ * it looked like, for a getattr that races with its removal.
+ */
+static void ino_remember(struct mcfs_node *n, const struct mcfs_attr *a, uint64_t parent,
+			 const char *name)
 {
-	struct mcfs_ino *in = ino_get(n, ino);
+	struct mcfs_ino *in = ino_get(n, a->ino);
 
-	if (!in || (in->name && in->parent == parent && !strcmp(in->name, name)))
+	if (!in)
+		return;
+	if (!in->nopen)
+		in->attr = *a;
+	if (in->name && in->parent == parent && !strcmp(in->name, name))
 		return;
 	free(in->name);
 	in->name = strdup(name);
@@ -323,10 +331,55 @@ static void mcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 	} else {
 		if (!ret && S_ISREG(c.resp.attr.mode))
-			ino_remember_name(node_of(req), c.resp.attr.ino, parent, name);
+			ino_remember(node_of(req), &c.resp.attr, parent, name);
 		reply_entry_from(req, &c, ret);
 	}
 	call_fini(&c);
+}
+
+/*
+ * A cached name that the daemon found gone. The kernel entry is dropped by
+ * the lease thread: from the FUSE thread notify_inval_entry could deadlock
+ * against an operation that holds the directory lock while it waits for us.
+ */
+struct mcfs_inval {
+	uint64_t parent;
+	struct mcfs_inval *next;
+	char name[];
+};
+
+static void inval_entry_later(struct mcfs_node *n, uint64_t parent, const char *name)
+{
+	size_t len = strlen(name) + 1;
+	struct mcfs_inval *iv = malloc(sizeof(*iv) + len);
+
+	if (!iv)
+		return; /* the entry just times out */
+	iv->parent = parent;
+	memcpy(iv->name, name, len);
+	pthread_mutex_lock(&n->lock);
+	LL_PREPEND(n->invals, iv);
+	pthread_cond_signal(&n->stop_cond);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Lease thread, n->lock held; drops it while talking to the kernel. */
+static void inval_run(struct mcfs_node *n)
+{
+	while (n->invals) {
+		struct mcfs_inval *list = n->invals, *iv, *tmp;
+
+		n->invals = NULL;
+		pthread_mutex_unlock(&n->lock);
+		LL_FOREACH_SAFE(list, iv, tmp)
+		{
+			if (n->se)
+				fuse_lowlevel_notify_inval_entry(n->se, iv->parent, iv->name,
+								 strlen(iv->name));
+			free(iv);
+		}
+		pthread_mutex_lock(&n->lock);
+	}
 }
 
 static void mcfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -343,14 +396,25 @@ static void mcfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	if (ret == -ENOENT) {
 		struct mcfs_ino *in = ino_find(n, ino);
 
-		if (in && in->nopen && in->attr.ino == ino) {
-			/* Unlinked or replaced while open here: it lives on until closed. */
+		if (in && in->attr.ino == ino) {
+			if (in->name)
+				inval_entry_later(n, in->parent, in->name);
+			/*
+			 * Unlinked or replaced since the kernel looked it up (here
+			 * or on another node): the inode the kernel holds lives on
+			 * unlinked, as on a local filesystem, so a stat() racing
+			 * with a rename sees the old file rather than ESTALE. Not
+			 * cached: the next stat() after the kernel's entry expires
+			 * finds what the name holds now.
+			 */
 			c.resp.attr = in->attr;
 			c.resp.attr.nlink = 0;
-			ret = 0;
-		} else {
-			ret = -ESTALE;
+			attr_to_stat(n, &c.resp.attr, &st);
+			fuse_reply_attr(req, &st, 0);
+			call_fini(&c);
+			return;
 		}
+		ret = -ESTALE;
 	}
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -558,12 +622,14 @@ static int fh_load(struct mcfs_fh *fh)
 		c.req.ino = in->parent;
 		c.req.name = blob_str(in->name);
 		ret = call_run(fh->n, &c);
+		if (ret == -ENOENT || (!ret && !S_ISREG(c.resp.attr.mode))) {
+			/* The name is gone: so is the kernel's entry, soon. */
+			inval_entry_later(fh->n, in->parent, in->name);
+			call_fini(&c);
+			return -ENOENT;
+		}
 		if (ret)
 			break;
-		if (!S_ISREG(c.resp.attr.mode)) {
-			ret = -ENOENT;
-			break;
-		}
 		fh->ino = c.resp.attr.ino;
 		call_fini(&c);
 		call_init(&c, MCFS_MSG_GET);
@@ -573,6 +639,8 @@ static int fh_load(struct mcfs_fh *fh)
 	if (!ret) {
 		ret = fh_set_version(fh, &c.resp);
 		in->attr.ino = in->ino;
+	} else if (ret == -ENOENT) {
+		ret = -ESTALE; /* the kernel looks the path up again and retries */
 	}
 	call_fini(&c);
 	return ret;
@@ -1225,7 +1293,7 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 		fh->dirty = true; /* an empty new file is published at close too */
 	} else {
 		ret = fh_load(fh);
-		if (ret == -ENOENT && write) {
+		if (ret == -ESTALE && write) {
 			/* Replaced or removed since the kernel's lookup: write into nowhere. */
 			fh->base_dropped = true;
 			ret = stage_orphan(fh, MIN_STAGE);
@@ -1253,11 +1321,10 @@ static void mcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret = fh_open(node_of(req), ino, fi, false, &fh);
 
 	/*
-	 * The name was replaced or removed after the kernel looked it up:
-	 * ESTALE makes the kernel look the path up again and retry once.
+	 * Replaced or removed after the kernel looked the name up: ESTALE
+	 * (the kernel looks the path up again and retries once), or ENOENT
+	 * when fh_load() found the name itself gone.
 	 */
-	if (ret == -ENOENT)
-		ret = -ESTALE;
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else if (fuse_reply_open(req, fi) == -ENOENT)
@@ -2156,12 +2223,17 @@ void mcfs_fs_fini(struct mcfs_node *n)
 {
 	struct mcfs_ino *in, *tmp;
 
+	struct mcfs_inval *iv, *ivtmp;
+
 	HASH_ITER(hh, n->inodes, in, tmp)
 	{
 		HASH_DEL(n->inodes, in);
 		free(in->name);
 		free(in);
 	}
+	LL_FOREACH_SAFE(n->invals, iv, ivtmp)
+	free(iv);
+	n->invals = NULL;
 }
 
 /* ---- the lease thread ---- */
@@ -2227,9 +2299,11 @@ static void *lease_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&n->stop_cond, &n->lock, &ts);
+		if (!n->invals)
+			pthread_cond_timedwait(&n->stop_cond, &n->lock, &ts);
 		if (n->stopping)
 			break;
+		inval_run(n);
 		pthread_mutex_unlock(&n->lock);
 		/* An eviction round in progress asks to run again at once: a few steps, then yield. */
 		for (int steps = 0; steps < 16 && mcfs_mc_tick(n->mc) == 0; steps++)

@@ -62,7 +62,8 @@ struct mcfs_node {
 	pthread_t lease_thread;
 	bool stopping;
 	pthread_cond_t stop_cond;
-	uint64_t lease_ms; /* what the master grants; renewals run at a third of it */
+	uint64_t lease_ms;	   /* what the master grants; renewals run at a third of it */
+	struct mcfs_inval *invals; /* kernel entries to drop, off the FUSE thread */
 
 	const struct mcfs_xport_ops *xops;
 	struct mcfs_xport_server *srv;	    /* serves our segment to peers, NULL without --listen */
