@@ -22,9 +22,24 @@
  * A handle is a node index with a generation in the bits above it, so a
  * handle that was freed, and even one whose node was reused since, is
  * recognised and ignored rather than freeing someone else's range.
+ *
+ * Reserving a given range (recovery: the ranges a node reports live after a
+ * master restart) needs the free range that contains an offset, which the
+ * bins cannot tell. The address order can: a reserve walks it from a cursor
+ * left where the previous reserve ended, so reserves in increasing (or
+ * decreasing) offset order cost O(1) each. A reserve far from the cursor
+ * binary searches an address-ordered index of the nodes instead, then walks
+ * from the entry found across whatever ranges were made there since the
+ * index was built: O(log n) expected when reserves come in random order,
+ * though an adversarial order can make those walks long. The index is built
+ * by the first far reserve and rebuilt, O(n), only once as many nodes have
+ * been taken or released as it holds, which amortises the rebuilds. Get, put
+ * and resize never look at the cursor or the index; they only keep the
+ * cursor on a node in use and count layout changes.
  */
 #include "meta/alloc.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -42,6 +57,8 @@
 #define FALLBACK_SCAN 1024
 /* Keeps 2 * max_allocs + 1 and the generation bits well inside 32 bits. */
 #define MAX_ALLOCS_LIMIT (1u << 28)
+/* Neighbours a reserve walks from the cursor before it turns to the index. */
+#define CURSOR_WALK 4
 
 enum node_state {
 	NODE_UNUSED = 0, /* on the unused stack */
@@ -56,6 +73,12 @@ struct node {
 	uint32_t nb_prev, nb_next;   /* address-order neighbours (FREE and USED) */
 	uint16_t gen;		     /* bumped whenever a live range ends */
 	uint8_t state;		     /* enum node_state */
+};
+
+/* An entry of the reserve index: node idx started at offset when the index was built. */
+struct index_ent {
+	uint32_t offset; /* units */
+	uint32_t idx;
 };
 
 struct mcfs_alloc {
@@ -74,6 +97,22 @@ struct mcfs_alloc {
 	struct node *nodes; /* owned; nr_nodes of them, grows up to max_nodes */
 	uint32_t nr_nodes;
 	uint32_t unused_top; /* top of the unused-node stack, or NONE */
+
+	/*
+	 * Where a reserve starts looking: always a FREE or USED node (a node
+	 * released by a merge hands the cursor on to the node that absorbs it).
+	 */
+	uint32_t cursor;
+	/*
+	 * The reserve index: every FREE and USED node in address order as of
+	 * its build (owned; index_cap entries allocated, index_n valid, none
+	 * before the first out-of-order reserve). Entries go stale as ranges
+	 * split, merge and move; one is trusted only while its node is in use
+	 * and still starts at the recorded offset.
+	 */
+	struct index_ent *index;
+	uint32_t index_n, index_cap;
+	uint64_t layout_changes; /* nodes taken or released since the index was built */
 };
 
 /* Exponent/mantissa code of size, rounded up: the smallest bin that only holds ranges >= size. */
@@ -204,17 +243,22 @@ static int node_new(struct mcfs_alloc *a, uint32_t *out)
 		idx = a->unused_top;
 	}
 	a->unused_top = a->nodes[idx].bin_next;
+	a->layout_changes++;
 	*out = idx;
 	return 0;
 }
 
-static void node_release(struct mcfs_alloc *a, uint32_t idx)
+/* Put node idx back on the unused stack; heir is the node that now covers its range. */
+static void node_release(struct mcfs_alloc *a, uint32_t idx, uint32_t heir)
 {
 	struct node *n = &a->nodes[idx];
 
 	n->state = NODE_UNUSED;
 	n->bin_next = a->unused_top;
 	a->unused_top = idx;
+	a->layout_changes++;
+	if (a->cursor == idx)
+		a->cursor = heir;
 }
 
 /* Unlink node idx from the address order (its neighbours join up). */
@@ -287,6 +331,7 @@ int mcfs_alloc_create(uint64_t size, uint32_t max_allocs, struct mcfs_alloc **ou
 	a->nodes[root].nb_prev = NONE;
 	a->nodes[root].nb_next = NONE;
 	bin_insert(a, root);
+	a->cursor = root;
 	*out = a;
 	return 0;
 
@@ -299,6 +344,7 @@ void mcfs_alloc_destroy(struct mcfs_alloc *a)
 {
 	if (!a)
 		return;
+	free(a->index);
 	free(a->nodes);
 	free(a);
 }
@@ -394,7 +440,7 @@ void mcfs_alloc_put(struct mcfs_alloc *a, uint32_t handle)
 		n->offset = a->nodes[p].offset;
 		n->size += a->nodes[p].size;
 		nb_unlink(a, p);
-		node_release(a, p);
+		node_release(a, p, idx);
 	}
 	if (n->nb_next != NONE && a->nodes[n->nb_next].state == NODE_FREE) {
 		uint32_t x = n->nb_next;
@@ -402,7 +448,7 @@ void mcfs_alloc_put(struct mcfs_alloc *a, uint32_t handle)
 		bin_remove(a, x);
 		n->size += a->nodes[x].size;
 		nb_unlink(a, x);
-		node_release(a, x);
+		node_release(a, x, idx);
 	}
 	bin_insert(a, idx);
 }
@@ -434,7 +480,7 @@ int mcfs_alloc_resize(struct mcfs_alloc *a, struct mcfs_extent *ext, uint64_t ne
 		n->size = size;
 		if (x->size == delta) {
 			nb_unlink(a, next);
-			node_release(a, next);
+			node_release(a, next, idx);
 		} else {
 			x->offset += delta;
 			x->size -= delta;
@@ -464,6 +510,155 @@ int mcfs_alloc_resize(struct mcfs_alloc *a, struct mcfs_extent *ext, uint64_t ne
 		n->size = size;
 	}
 	ext->len = (uint64_t)size * MCFS_ALLOC_ALIGN;
+	return 0;
+}
+
+/*
+ * Walk the address order from node *i towards unit u, at most limit steps;
+ * true when *i then contains u. The nodes cover [0, units) without a gap, so
+ * for u < units there is always a neighbour in the direction walked.
+ */
+static bool walk_to(const struct mcfs_alloc *a, uint32_t *i, uint32_t u, uint32_t limit)
+{
+	for (uint32_t steps = 0;; steps++) {
+		const struct node *n = &a->nodes[*i];
+
+		if (u >= n->offset && u - n->offset < n->size)
+			return true;
+		if (steps == limit)
+			return false;
+		*i = u < n->offset ? n->nb_prev : n->nb_next;
+	}
+}
+
+/* (Re)build the reserve index from the address order: O(n). */
+static int index_build(struct mcfs_alloc *a)
+{
+	uint32_t want = a->nr_allocs + a->nr_free_ranges, i = a->cursor, k = 0;
+
+	if (want > a->index_cap) {
+		uint32_t cap = want + want / 2 < a->max_nodes ? want + want / 2 : a->max_nodes;
+		struct index_ent *p = realloc(a->index, (size_t)cap * sizeof(*p));
+
+		if (!p) {
+			a->index_n = 0;
+			return -ENOMEM;
+		}
+		a->index = p;
+		a->index_cap = cap;
+	}
+	while (a->nodes[i].nb_prev != NONE)
+		i = a->nodes[i].nb_prev;
+	for (; i != NONE; i = a->nodes[i].nb_next) {
+		assert(k < want);
+		a->index[k].offset = a->nodes[i].offset;
+		a->index[k++].idx = i;
+	}
+	assert(k == want);
+	a->index_n = k;
+	a->layout_changes = 0;
+	return 0;
+}
+
+/* A node that starts at or shortly before unit u, from the index; NONE when its entry is stale. */
+static uint32_t index_near(const struct mcfs_alloc *a, uint32_t u)
+{
+	uint32_t lo = 0, hi = a->index_n, idx;
+
+	if (!hi)
+		return NONE;
+	/* The last entry at or before u; the first one is at unit 0. */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (a->index[mid].offset <= u)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	idx = a->index[lo].idx;
+	if (a->nodes[idx].state == NODE_UNUSED || a->nodes[idx].offset != a->index[lo].offset)
+		return NONE;
+	return idx;
+}
+
+/* The node, free or live, that contains unit u (< units). */
+static uint32_t find_unit(struct mcfs_alloc *a, uint32_t u)
+{
+	uint32_t i = a->cursor, near;
+
+	if (walk_to(a, &i, u, CURSOR_WALK))
+		return i;
+	/* Far from the last reserve: jump close through the index. */
+	if (!a->index_n || a->layout_changes > a->index_n)
+		(void)index_build(a); /* without it the walk below still gets there, slowly */
+	near = index_near(a, u);
+	if (near != NONE)
+		i = near;
+	walk_to(a, &i, u, UINT32_MAX);
+	return i;
+}
+
+int mcfs_alloc_reserve(struct mcfs_alloc *a, uint64_t offset, uint64_t len, struct mcfs_extent *ext)
+{
+	uint32_t u, size, idx, before, after, res_idx = NONE, rest_idx = NONE;
+	struct node *n;
+	int ret;
+
+	if (!len || offset % MCFS_ALLOC_ALIGN || len % MCFS_ALLOC_ALIGN ||
+	    offset / MCFS_ALLOC_ALIGN >= a->units ||
+	    len / MCFS_ALLOC_ALIGN > a->units - offset / MCFS_ALLOC_ALIGN)
+		return -EINVAL;
+	u = (uint32_t)(offset / MCFS_ALLOC_ALIGN);
+	size = (uint32_t)(len / MCFS_ALLOC_ALIGN);
+	idx = find_unit(a, u);
+	a->cursor = idx;
+	n = &a->nodes[idx];
+	/* Free ranges are always coalesced: whatever follows a free range is live. */
+	if (n->state != NODE_FREE || size > n->offset + n->size - u)
+		return -EEXIST;
+	if (a->nr_allocs >= a->max_allocs)
+		return -ENOSPC;
+	before = u - n->offset;
+	after = n->offset + n->size - u - size;
+	/* Take the nodes the split needs first so that a failure changes nothing. */
+	if (before) {
+		ret = node_new(a, &res_idx);
+		if (ret)
+			return ret;
+	} else {
+		res_idx = idx;
+	}
+	if (after) {
+		ret = node_new(a, &rest_idx);
+		if (ret) {
+			if (before)
+				node_release(a, res_idx, idx);
+			return ret;
+		}
+	}
+	/* node_new may have moved the array: no node pointers from before it. */
+	bin_remove(a, idx);
+	if (before) {
+		a->nodes[idx].size = before;
+		bin_insert(a, idx);
+		nb_link_after(a, idx, res_idx);
+	}
+	n = &a->nodes[res_idx];
+	n->offset = u;
+	n->size = size;
+	n->state = NODE_USED;
+	if (after) {
+		a->nodes[rest_idx].offset = u + size;
+		a->nodes[rest_idx].size = after;
+		nb_link_after(a, res_idx, rest_idx);
+		bin_insert(a, rest_idx);
+	}
+	a->nr_allocs++;
+	a->cursor = res_idx;
+	ext->offset = offset;
+	ext->len = len;
+	ext->handle = handle_of(a, res_idx);
 	return 0;
 }
 

@@ -535,3 +535,536 @@ Test(alloc, random_against_model)
 	free(m.bits);
 	mcfs_alloc_destroy(a);
 }
+
+/* The number of maximal runs of free units in the model: free ranges always coalesce. */
+static uint32_t model_free_runs(const struct model *m)
+{
+	uint32_t runs = 0;
+
+	for (uint64_t u = 0; u < m->units; u++)
+		if (!model_test(m, u) && (u == 0 || model_test(m, u - 1)))
+			runs++;
+	return runs;
+}
+
+/* True when some unit of [offset, offset + len) is allocated in the model. */
+static bool model_any(const struct model *m, uint64_t offset, uint64_t len)
+{
+	for (uint64_t u = offset / MCFS_ALLOC_ALIGN; u < (offset + len) / MCFS_ALLOC_ALIGN; u++)
+		if (model_test(m, u))
+			return true;
+	return false;
+}
+
+static void assert_stats_eq(const struct mcfs_alloc_stats *x, const struct mcfs_alloc_stats *y)
+{
+	cr_assert_eq(x->size, y->size);
+	cr_assert_eq(x->used, y->used);
+	cr_assert_eq(x->free, y->free);
+	cr_assert_eq(x->largest_free, y->largest_free);
+	cr_assert_eq(x->nr_allocs, y->nr_allocs);
+	cr_assert_eq(x->nr_free_ranges, y->nr_free_ranges);
+}
+
+/* Reserve a range that must be free, and check what comes back. */
+static struct mcfs_extent rsv(struct mcfs_alloc *a, uint64_t offset, uint64_t len)
+{
+	struct mcfs_extent e;
+	int ret = mcfs_alloc_reserve(a, offset, len, &e);
+
+	cr_assert_eq(ret, 0, "reserve [%llu, +%llu): %d", (unsigned long long)offset,
+		     (unsigned long long)len, ret);
+	cr_assert_eq(e.offset, offset);
+	cr_assert_eq(e.len, len);
+	return e;
+}
+
+/* Check the stats the reserve tests care about. */
+static void assert_shape(const struct mcfs_alloc *a, uint64_t used, uint32_t nr_allocs,
+			 uint32_t nr_free_ranges, uint64_t largest_free)
+{
+	struct mcfs_alloc_stats st = stats(a);
+
+	cr_assert_eq(st.used, used, "used %llu, want %llu", (unsigned long long)st.used,
+		     (unsigned long long)used);
+	cr_assert_eq(st.free, st.size - used);
+	cr_assert_eq(st.nr_allocs, nr_allocs);
+	cr_assert_eq(st.nr_free_ranges, nr_free_ranges, "%u free ranges, want %u",
+		     st.nr_free_ranges, nr_free_ranges);
+	cr_assert_eq(st.largest_free, largest_free, "largest free %llu, want %llu",
+		     (unsigned long long)st.largest_free, (unsigned long long)largest_free);
+}
+
+Test(alloc, reserve_positions)
+{
+	struct mcfs_alloc *a = mk(1 * M, 64);
+	struct mcfs_extent s, mid, end, gap1, gap2, e;
+
+	/* At the start of the segment: one free range after it. */
+	s = rsv(a, 0, 64 * K);
+	assert_shape(a, 64 * K, 1, 1, 1 * M - 64 * K);
+	/* In the middle of a free range: free on both sides. */
+	mid = rsv(a, 512 * K, 64 * K);
+	assert_shape(a, 128 * K, 2, 2, 448 * K);
+	/* At the very end. */
+	end = rsv(a, 1 * M - 64 * K, 64 * K);
+	assert_shape(a, 192 * K, 3, 2, 448 * K);
+	/* Exactly a whole free range, each side live: the free range is gone. */
+	gap2 = rsv(a, 576 * K, 384 * K);
+	assert_shape(a, 576 * K, 4, 1, 448 * K);
+	gap1 = rsv(a, 64 * K, 448 * K);
+	assert_shape(a, 1 * M, 5, 0, 0);
+	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e), -ENOSPC);
+	cr_assert_eq(mcfs_alloc_reserve(a, 4 * K, 4 * K, &e), -EEXIST);
+
+	/* Handles from a reserve are those of mcfs_alloc_get(): distinct and resizable. */
+	cr_assert_neq(s.handle, mid.handle);
+	cr_assert_neq(gap1.handle, gap2.handle);
+	cr_assert_neq(end.handle, gap2.handle);
+	cr_assert_eq(mcfs_alloc_resize(a, &mid, 16 * K), 0);
+	assert_shape(a, 1 * M - 48 * K, 5, 1, 48 * K);
+	cr_assert_eq(mcfs_alloc_resize(a, &mid, 64 * K), 0);
+	assert_shape(a, 1 * M, 5, 0, 0);
+
+	/* Freed in an order that coalesces on both sides. */
+	mcfs_alloc_put(a, mid.handle);
+	mcfs_alloc_put(a, mid.handle); /* a second put changes nothing */
+	assert_shape(a, 1 * M - 64 * K, 4, 1, 64 * K);
+	mcfs_alloc_put(a, s.handle);
+	mcfs_alloc_put(a, end.handle);
+	assert_shape(a, 832 * K, 2, 3, 64 * K);
+	mcfs_alloc_put(a, gap2.handle);
+	mcfs_alloc_put(a, gap1.handle);
+	assert_empty(a);
+	/* And the space is whole again. */
+	cr_assert_eq(mcfs_alloc_get(a, 1 * M, &e), 0);
+	cr_assert_eq(e.offset, 0);
+	mcfs_alloc_put(a, e.handle);
+	mcfs_alloc_destroy(a);
+
+	/* The whole segment at once, in one whose size is not a multiple of the alignment. */
+	a = mk(1 * M + 100, 4);
+	e = rsv(a, 0, 1 * M);
+	assert_shape(a, 1 * M, 1, 0, 0);
+	mcfs_alloc_put(a, e.handle);
+	assert_empty(a);
+	e = rsv(a, 1 * M - 4 * K, 4 * K);
+	assert_shape(a, 4 * K, 1, 1, 1 * M - 4 * K);
+	mcfs_alloc_put(a, e.handle);
+	assert_empty(a);
+	mcfs_alloc_destroy(a);
+}
+
+Test(alloc, reserve_adjacent)
+{
+	enum { UP = 64, DOWN = 32 };
+	struct mcfs_alloc *a = mk(1 * M, 256);
+	struct mcfs_extent up[UP], down[DOWN], lo, hi, rest, e;
+
+	/* Increasing and adjacent: only the free tail remains, as one range. */
+	for (int i = 0; i < UP; i++)
+		up[i] = rsv(a, (uint64_t)i * 4 * K, 4 * K);
+	assert_shape(a, 256 * K, UP, 1, 768 * K);
+	/* Decreasing and adjacent, down from the end. */
+	for (int i = 0; i < DOWN; i++)
+		down[i] = rsv(a, 1 * M - (uint64_t)(i + 1) * 8 * K, 8 * K);
+	assert_shape(a, 512 * K, UP + DOWN, 1, 512 * K);
+	/* Touching the live ranges on either side of the free one in the middle. */
+	lo = rsv(a, 256 * K, 4 * K);
+	hi = rsv(a, 764 * K, 4 * K);
+	assert_shape(a, 520 * K, UP + DOWN + 2, 1, 504 * K);
+	/* A get takes from what is left and does not overlap. */
+	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e), 0);
+	cr_assert_geq(e.offset, 260 * K);
+	cr_assert_leq(e.offset + e.len, 764 * K);
+	mcfs_alloc_put(a, e.handle);
+	rest = rsv(a, 260 * K, 504 * K);
+	assert_shape(a, 1 * M, UP + DOWN + 3, 0, 0);
+
+	/* Every other one freed: each a free range of its own. */
+	for (int i = 0; i < UP; i += 2)
+		mcfs_alloc_put(a, up[i].handle);
+	assert_shape(a, 1 * M - 128 * K, UP / 2 + DOWN + 3, UP / 2, 4 * K);
+	for (int i = 1; i < UP; i += 2)
+		mcfs_alloc_put(a, up[i].handle);
+	assert_shape(a, 768 * K, DOWN + 3, 1, 256 * K);
+	mcfs_alloc_put(a, rest.handle);
+	for (int i = DOWN - 1; i >= 0; i--)
+		mcfs_alloc_put(a, down[i].handle);
+	mcfs_alloc_put(a, lo.handle);
+	mcfs_alloc_put(a, hi.handle);
+	assert_empty(a);
+	mcfs_alloc_destroy(a);
+}
+
+Test(alloc, reserve_overlap)
+{
+	static const uint64_t bad[][2] = {
+	    {0, 4 * K},		      /* inside a range from get */
+	    {60 * K, 8 * K},	      /* across the end of it */
+	    {128 * K, 132 * K},	      /* free, then into the reserved range */
+	    {252 * K, 8 * K},	      /* across the start of the reserved range */
+	    {256 * K, 64 * K},	      /* the reserved range exactly */
+	    {260 * K, 4 * K},	      /* inside it */
+	    {316 * K, 8 * K},	      /* across its end */
+	    {0, 1 * M},		      /* everything */
+	    {64 * K, 1 * M - 64 * K}, /* free, live, free */
+	};
+	struct mcfs_alloc *a = mk(1 * M, 64);
+	struct mcfs_alloc_stats before;
+	struct mcfs_extent g, r, e, f1, f2;
+
+	cr_assert_eq(mcfs_alloc_get(a, 64 * K, &g), 0);
+	cr_assert_eq(g.offset, 0);
+	r = rsv(a, 256 * K, 64 * K);
+	before = stats(a);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(mcfs_alloc_reserve(a, bad[i][0], bad[i][1], &e), -EEXIST, "case %zu",
+			     i);
+		struct mcfs_alloc_stats now = stats(a);
+		assert_stats_eq(&now, &before);
+	}
+	/* Unchanged indeed: the free ranges are exactly where they were. */
+	f1 = rsv(a, 64 * K, 192 * K);
+	f2 = rsv(a, 320 * K, 704 * K);
+	assert_shape(a, 1 * M, 4, 0, 0);
+	mcfs_alloc_put(a, f1.handle);
+	mcfs_alloc_put(a, f2.handle);
+	mcfs_alloc_put(a, g.handle);
+	mcfs_alloc_put(a, r.handle);
+	assert_empty(a);
+	mcfs_alloc_destroy(a);
+}
+
+Test(alloc, reserve_einval)
+{
+	const uint64_t top = UINT64_MAX - (MCFS_ALLOC_ALIGN - 1);
+	const uint64_t bad[][2] = {
+	    {0, 0},
+	    {4 * K, 0},
+	    {1, 4 * K},
+	    {2 * K, 4 * K},
+	    {4 * K, 1},
+	    {4 * K, 4 * K + 1},
+	    {0, 2 * K},
+	    {1 * M, 4 * K},
+	    {1 * M, 0},
+	    {1 * M - 4 * K, 8 * K},
+	    {0, 1 * M + 4 * K},
+	    {top, 4 * K},
+	    {4 * K, top},
+	    {top, top},
+	    {8 * T, 4 * K},
+	    {4 * K, UINT64_MAX},
+	};
+	struct mcfs_alloc *a = mk(1 * M + 100, 64);
+	struct mcfs_extent e;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(mcfs_alloc_reserve(a, bad[i][0], bad[i][1], &e), -EINVAL,
+			     "case %zu: [%llu, +%llu)", i, (unsigned long long)bad[i][0],
+			     (unsigned long long)bad[i][1]);
+	assert_empty(a);
+	/* Misaligned is -EINVAL even where the range is also allocated. */
+	e = rsv(a, 0, 64 * K);
+	cr_assert_eq(mcfs_alloc_reserve(a, 2 * K, 4 * K, &e), -EINVAL);
+	mcfs_alloc_put(a, e.handle);
+	assert_empty(a);
+	mcfs_alloc_destroy(a);
+}
+
+Test(alloc, reserve_enospc)
+{
+	struct mcfs_alloc *a = mk(1 * M, 3);
+	struct mcfs_extent e[3], x;
+	struct mcfs_alloc_stats before;
+
+	e[0] = rsv(a, 0, 4 * K);
+	e[1] = rsv(a, 512 * K, 4 * K);
+	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e[2]), 0);
+	before = stats(a);
+	cr_assert_eq(mcfs_alloc_reserve(a, 256 * K, 4 * K, &x), -ENOSPC);
+	/* An overlap is reported as such even with no handle left. */
+	cr_assert_eq(mcfs_alloc_reserve(a, 512 * K, 4 * K, &x), -EEXIST);
+	struct mcfs_alloc_stats now = stats(a);
+	assert_stats_eq(&now, &before);
+	mcfs_alloc_put(a, e[1].handle);
+	x = rsv(a, 256 * K, 4 * K);
+	mcfs_alloc_put(a, x.handle);
+	mcfs_alloc_put(a, e[0].handle);
+	mcfs_alloc_put(a, e[2].handle);
+	assert_empty(a);
+	mcfs_alloc_destroy(a);
+}
+
+/* Recovery: reserve the reported ranges, then gets must only ever use the rest. */
+Test(alloc, reserve_then_fill)
+{
+	enum { UNITS = 4096, MAX = 8192 };
+	struct mcfs_alloc *a = mk((uint64_t)UNITS * MCFS_ALLOC_ALIGN, MAX);
+	struct model m = {.units = UNITS};
+	unsigned seed = 777;
+	uint32_t nres = 0;
+	struct mcfs_extent e;
+
+	m.bits = calloc(UNITS / 8, 1);
+	m.live = calloc(MAX, sizeof(*m.live));
+	cr_assert(m.bits && m.live);
+	/* Sorted by offset, random lengths and gaps (sometimes none). */
+	for (uint64_t u = (uint64_t)(rand_r(&seed) % 4);;) {
+		uint64_t len = (uint64_t)(rand_r(&seed) % 16) + 1;
+
+		if (u + len > UNITS)
+			break;
+		e = rsv(a, u * MCFS_ALLOC_ALIGN, len * MCFS_ALLOC_ALIGN);
+		model_mark(&m, &e, true);
+		m.used += e.len;
+		m.live[m.nlive++] = e;
+		nres++;
+		u += len + (uint64_t)(rand_r(&seed) % 3 ? rand_r(&seed) % 16 : 0);
+	}
+	cr_assert_gt(nres, 100);
+	assert_shape(a, m.used, m.nlive, model_free_runs(&m), model_largest(&m) * MCFS_ALLOC_ALIGN);
+	/* Fill what is left with gets of mixed sizes, then of single units: none may overlap. */
+	for (int small = 0; small < 2; small++) {
+		for (;;) {
+			uint64_t len = small ? 4 * K : (uint64_t)(rand_r(&seed) % (8 * 4096)) + 1;
+
+			if (mcfs_alloc_get(a, len, &e)) {
+				if (small)
+					break;
+				if (rand_r(&seed) % 16 == 0)
+					break;
+				continue;
+			}
+			cr_assert_lt(m.nlive, MAX);
+			model_mark(&m, &e, true); /* fails on any unit allocated twice */
+			m.used += e.len;
+			m.live[m.nlive++] = e;
+		}
+	}
+	cr_assert_eq(m.used, (uint64_t)UNITS * MCFS_ALLOC_ALIGN);
+	assert_shape(a, m.used, m.nlive, 0, 0);
+	/* Free everything in random order: one free range of the full size again. */
+	while (m.nlive) {
+		uint32_t i = (uint32_t)rand_r(&seed) % m.nlive;
+
+		mcfs_alloc_put(a, m.live[i].handle);
+		m.live[i] = m.live[--m.nlive];
+	}
+	assert_empty(a);
+	free(m.live);
+	free(m.bits);
+	mcfs_alloc_destroy(a);
+}
+
+/*
+ * Ranges reserved in shuffled, decreasing, and increasing order, many more than
+ * the cursor can walk past: the index path and its rebuilds.
+ */
+Test(alloc, reserve_any_order)
+{
+	enum { N = 100000 };
+	uint64_t *off = calloc(N, sizeof(*off)), *len = calloc(N, sizeof(*len));
+	uint32_t *perm = calloc(N, sizeof(*perm));
+	struct mcfs_extent *e = calloc(N, sizeof(*e));
+	unsigned seed = 4242;
+	uint64_t u = 0, used = 0;
+	uint32_t gaps = 0;
+
+	cr_assert(off && len && perm && e);
+	for (uint32_t i = 0; i < N; i++) {
+		uint64_t gap = (uint64_t)(rand_r(&seed) % 4);
+
+		gaps += gap != 0;
+		u += gap;
+		off[i] = u * MCFS_ALLOC_ALIGN;
+		len[i] = ((uint64_t)(rand_r(&seed) % 4) + 1) * MCFS_ALLOC_ALIGN;
+		used += len[i];
+		u += len[i] / MCFS_ALLOC_ALIGN;
+		perm[i] = i;
+	}
+	for (int order = 0; order < 3; order++) {
+		struct mcfs_alloc *a = mk((u + 5) * MCFS_ALLOC_ALIGN, N);
+		struct mcfs_extent x;
+
+		for (uint32_t i = 0; i < N; i++) {
+			if (order == 0) { /* Fisher-Yates */
+				uint32_t j = i + (uint32_t)rand_r(&seed) % (N - i), t = perm[i];
+
+				perm[i] = perm[j];
+				perm[j] = t;
+			} else {
+				perm[i] = order == 1 ? N - 1 - i : i;
+			}
+			e[perm[i]] = rsv(a, off[perm[i]], len[perm[i]]);
+		}
+		/* The gaps between reported ranges stay free, plus the 5 units at the end. */
+		assert_shape(a, used, N, gaps + 1, 5 * MCFS_ALLOC_ALIGN);
+		for (uint32_t i = 0; i < N; i += 997) {
+			cr_assert_eq(mcfs_alloc_reserve(a, off[i], len[i], &x), -EEXIST);
+			cr_assert_eq(mcfs_alloc_reserve(a, off[i] + len[i] - MCFS_ALLOC_ALIGN,
+							MCFS_ALLOC_ALIGN, &x),
+				     -EEXIST);
+		}
+		for (uint32_t i = 0; i < N; i++)
+			mcfs_alloc_put(a, e[perm[(i * 7919u) % N]].handle);
+		assert_empty(a);
+		mcfs_alloc_destroy(a);
+	}
+	free(e);
+	free(perm);
+	free(len);
+	free(off);
+}
+
+/* The recovery case at full scale: 1M ranges of 4-64 KiB, sorted, with random gaps, in 64 GiB. */
+Test(alloc, reserve_million_sorted)
+{
+	enum { N = 1000000 };
+	struct mcfs_alloc *a = mk(64 * G, N);
+	uint32_t *h = calloc(N, sizeof(*h));
+	unsigned seed = 99;
+	uint64_t off = 0, used = 0;
+	struct mcfs_extent e;
+
+	cr_assert_not_null(h);
+	for (uint32_t i = 0; i < N; i++) {
+		uint64_t len = ((uint64_t)(rand_r(&seed) % 16) + 1) * 4 * K;
+
+		off += (uint64_t)(rand_r(&seed) % 4) * 4 * K;
+		cr_assert_eq(mcfs_alloc_reserve(a, off, len, &e), 0, "range %u", i);
+		h[i] = e.handle;
+		off += len;
+		used += len;
+	}
+	cr_assert_eq(stats(a).used, used);
+	cr_assert_eq(stats(a).nr_allocs, N);
+	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e), -ENOSPC); /* no handle left */
+	for (uint32_t i = 0; i < N; i++)
+		mcfs_alloc_put(a, h[i]);
+	assert_empty(a);
+	free(h);
+	mcfs_alloc_destroy(a);
+}
+
+/* get, put, resize and reserve at random, checked against the bitmap model after every op. */
+Test(alloc, random_with_reserve)
+{
+	enum { UNITS = 4096, MAX = 512, OPS = 40000 };
+	struct mcfs_alloc *a = mk((uint64_t)UNITS * MCFS_ALLOC_ALIGN, MAX);
+	struct model m = {.units = UNITS};
+	unsigned seed = 31337;
+	uint32_t nres_ok = 0, nres_exist = 0, nres_nospc = 0;
+
+	m.bits = calloc(UNITS / 8, 1);
+	m.live = calloc(MAX, sizeof(*m.live));
+	cr_assert(m.bits && m.live);
+	for (int op = 0; op < OPS; op++) {
+		int r = rand_r(&seed) % 100;
+		struct mcfs_alloc_stats before = stats(a);
+
+		if (r < 30) {
+			uint64_t len = (uint64_t)(rand_r(&seed) % (16 * 4096)) + 1;
+			struct mcfs_extent e;
+			int ret = mcfs_alloc_get(a, len, &e);
+
+			if (ret == 0) {
+				model_mark(&m, &e, true);
+				m.used += e.len;
+				m.live[m.nlive++] = e;
+			} else {
+				cr_assert_eq(ret, -ENOSPC);
+			}
+		} else if (r < 60 && m.nlive) {
+			uint32_t i = (uint32_t)rand_r(&seed) % m.nlive;
+
+			model_mark(&m, &m.live[i], false);
+			m.used -= m.live[i].len;
+			mcfs_alloc_put(a, m.live[i].handle);
+			m.live[i] = m.live[--m.nlive];
+		} else if (r < 70 && m.nlive) {
+			uint32_t i = (uint32_t)rand_r(&seed) % m.nlive;
+			struct mcfs_extent e = m.live[i];
+			uint64_t len = (uint64_t)(rand_r(&seed) % (32 * 4096)) + 1;
+
+			model_mark(&m, &m.live[i], false);
+			if (mcfs_alloc_resize(a, &e, len))
+				cr_assert_eq(e.len, m.live[i].len);
+			model_mark(&m, &e, true);
+			m.used = m.used - m.live[i].len + e.len;
+			m.live[i] = e;
+		} else {
+			/* A reserve: mostly inside a free run, else anywhere (often overlapping). */
+			uint64_t u = (uint64_t)rand_r(&seed) % UNITS, end, len;
+			struct mcfs_extent e;
+			int ret, want;
+
+			if (rand_r(&seed) % 4) {
+				while (u < UNITS && model_test(&m, u))
+					u++;
+				if (u == UNITS)
+					continue;
+				for (end = u; end < UNITS && !model_test(&m, end); end++)
+					;
+				/* Sometimes the whole run, from its start. */
+				if (rand_r(&seed) % 8 == 0) {
+					while (u > 0 && !model_test(&m, u - 1))
+						u--;
+					len = end - u;
+				} else {
+					len = (uint64_t)rand_r(&seed) % (end - u) + 1;
+					if (len > 64)
+						len = (uint64_t)rand_r(&seed) % 64 + 1;
+				}
+			} else {
+				len = (uint64_t)rand_r(&seed) % 64 + 1;
+				if (u + len > UNITS)
+					len = UNITS - u;
+			}
+			ret =
+			    mcfs_alloc_reserve(a, u * MCFS_ALLOC_ALIGN, len * MCFS_ALLOC_ALIGN, &e);
+			want = model_any(&m, u * MCFS_ALLOC_ALIGN, len * MCFS_ALLOC_ALIGN) ? -EEXIST
+			       : m.nlive == MAX						   ? -ENOSPC
+											   : 0;
+			cr_assert_eq(ret, want, "op %d: reserve [%llu, +%llu) units: %d, want %d",
+				     op, (unsigned long long)u, (unsigned long long)len, ret, want);
+			if (ret == 0) {
+				cr_assert_eq(e.offset, u * MCFS_ALLOC_ALIGN);
+				cr_assert_eq(e.len, len * MCFS_ALLOC_ALIGN);
+				model_mark(&m, &e, true);
+				m.used += e.len;
+				m.live[m.nlive++] = e;
+				nres_ok++;
+			} else {
+				struct mcfs_alloc_stats now = stats(a);
+
+				assert_stats_eq(&now, &before);
+				if (ret == -EEXIST)
+					nres_exist++;
+				else
+					nres_nospc++;
+			}
+		}
+		if (op % 7 == 0 || op == OPS - 1) {
+			struct mcfs_alloc_stats st = stats(a);
+
+			cr_assert_eq(st.used, m.used, "op %d", op);
+			cr_assert_eq(st.free, st.size - m.used);
+			cr_assert_eq(st.nr_allocs, m.nlive);
+			cr_assert_eq(st.nr_free_ranges, model_free_runs(&m), "op %d", op);
+			cr_assert_eq(st.largest_free, model_largest(&m) * MCFS_ALLOC_ALIGN, "op %d",
+				     op);
+		}
+	}
+	/* Every outcome was seen. */
+	cr_assert_gt(nres_ok, 1000);
+	cr_assert_gt(nres_exist, 100);
+	cr_assert_gt(nres_nospc, 0);
+	while (m.nlive)
+		mcfs_alloc_put(a, m.live[--m.nlive].handle);
+	assert_empty(a);
+	free(m.live);
+	free(m.bits);
+	mcfs_alloc_destroy(a);
+}
