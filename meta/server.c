@@ -13,6 +13,8 @@
  *
  * The loop never waits longer than TICK_MAX_MS so that the master's timed
  * work (leases, node liveness) runs and a stop request is seen promptly.
+ * It counts requests, connections and bytes, and hands those counts to the
+ * caller's hook (struct mcfs_master_hook) every hook period.
  */
 #include "meta/master.h"
 
@@ -68,6 +70,7 @@ struct server {
 	bool accept_paused;
 	uint64_t accept_resume_ms;
 	struct conn *conns; /* every open connection, for shutdown */
+	struct mcfs_master_serve_stats st;
 };
 
 static size_t out_pending(const struct conn *c)
@@ -150,6 +153,7 @@ static int conn_set_events(struct server *srv, struct conn *c)
 
 static void conn_close(struct server *srv, struct conn *c)
 {
+	srv->st.conns_open--;
 	DL_DELETE(srv->conns, c);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -214,6 +218,8 @@ static void accept_all(struct server *srv)
 			goto out_close_sess;
 		}
 		DL_APPEND(srv->conns, c);
+		srv->st.conns_accepted++;
+		srv->st.conns_open++;
 		mcfs_debug("connection from %s", c->peer);
 		continue;
 
@@ -255,6 +261,7 @@ static int conn_process(struct server *srv, struct conn *c)
 			c->stalled = true;
 			break;
 		}
+		srv->st.requests[h.type < MCFS_MASTER_MSG_TYPES ? h.type : 0]++;
 		ret = mcfs_master_handle(srv->m, c->sess, p, need, &c->out);
 		if (!ret && c->out.oom)
 			ret = -ENOMEM;
@@ -280,7 +287,7 @@ static int conn_process(struct server *srv, struct conn *c)
 }
 
 /* Read what the socket has. 0 (c->eof set at end of stream) or a negative errno. */
-static int conn_read(struct conn *c)
+static int conn_read(struct server *srv, struct conn *c)
 {
 	ssize_t n;
 	size_t room;
@@ -292,6 +299,7 @@ static int conn_read(struct conn *c)
 		n = recv(c->fd, c->in.data + c->in.len, room, 0);
 		if (n > 0) {
 			c->in.len += (size_t)n;
+			srv->st.bytes_in += (uint64_t)n;
 			if ((size_t)n < room)
 				return 0; /* the socket is drained */
 			continue;
@@ -309,7 +317,7 @@ static int conn_read(struct conn *c)
 	return 0;
 }
 
-static int conn_flush(struct conn *c)
+static int conn_flush(struct server *srv, struct conn *c)
 {
 	ssize_t n;
 
@@ -317,6 +325,7 @@ static int conn_flush(struct conn *c)
 		n = send(c->fd, c->out.data + c->out_off, out_pending(c), MSG_NOSIGNAL);
 		if (n > 0) {
 			c->out_off += (size_t)n;
+			srv->st.bytes_out += (uint64_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -364,7 +373,7 @@ static void conn_event(struct server *srv, struct conn *c, uint32_t events)
 		goto out_close;
 	}
 	if ((events & (EPOLLIN | EPOLLHUP)) && !c->eof) {
-		ret = conn_read(c);
+		ret = conn_read(srv, c);
 		if (ret)
 			goto out_close;
 	}
@@ -372,7 +381,7 @@ static void conn_event(struct server *srv, struct conn *c, uint32_t events)
 	for (int round = 0; round < 4; round++) {
 		ret = conn_process(srv, c);
 		if (!ret)
-			ret = conn_flush(c);
+			ret = conn_flush(srv, c);
 		if (ret)
 			goto out_close;
 		if (!c->stalled || out_pending(c) >= OUT_HIGH)
@@ -393,6 +402,7 @@ static void conn_event(struct server *srv, struct conn *c, uint32_t events)
 	return;
 
 out_close:
+	srv->st.conns_failed++;
 	if (is_io_error(ret))
 		mcfs_info("closing connection from %s: %s", c->peer, strerror(-ret));
 	else
@@ -401,11 +411,11 @@ out_close:
 }
 
 int mcfs_master_serve(struct mcfs_master *m, const char *host, uint16_t port,
-		      volatile sig_atomic_t *stop)
+		      volatile sig_atomic_t *stop, const struct mcfs_master_hook *hook)
 {
 	struct server srv = {.m = m, .epfd = -1, .lfd = -1};
 	struct epoll_event evs[MAX_EVENTS], ev;
-	uint64_t now, next_tick = 0;
+	uint64_t now, wake, next_tick = 0, next_hook = UINT64_MAX;
 	int n, ret = 0;
 
 	srv.lfd = listen_on(host, port);
@@ -425,6 +435,13 @@ int mcfs_master_serve(struct mcfs_master *m, const char *host, uint16_t port,
 		goto out_close_epoll;
 	}
 	mcfs_info("mcfs-master listening on %s:%u", host, port);
+	if (hook && hook->fn) {
+		/* First call before any request: the hook may start what depends on us. */
+		ret = hook->fn(m, &srv.st, hook->arg);
+		if (ret)
+			goto out_close_epoll;
+		next_hook = mcfs_now_ms() + (hook->period_ms ? hook->period_ms : TICK_MAX_MS);
+	}
 
 	while (!*stop) {
 		now = mcfs_now_ms();
@@ -437,13 +454,20 @@ int mcfs_master_serve(struct mcfs_master *m, const char *host, uint16_t port,
 				wait = TICK_MIN_MS;
 			next_tick = now + wait;
 		}
+		if (now >= next_hook) {
+			ret = hook->fn(m, &srv.st, hook->arg);
+			if (ret)
+				break;
+			next_hook = now + (hook->period_ms ? hook->period_ms : TICK_MAX_MS);
+		}
 		if (srv.accept_paused && now >= srv.accept_resume_ms) {
 			ev.events = EPOLLIN;
 			ev.data.ptr = NULL;
 			if (!epoll_ctl(srv.epfd, EPOLL_CTL_MOD, srv.lfd, &ev))
 				srv.accept_paused = false;
 		}
-		n = epoll_wait(srv.epfd, evs, MAX_EVENTS, (int)(next_tick - now));
+		wake = next_tick < next_hook ? next_tick : next_hook;
+		n = epoll_wait(srv.epfd, evs, MAX_EVENTS, (int)(wake - now));
 		if (*stop)
 			break;
 		if (n < 0) {

@@ -13,7 +13,7 @@ PACKAGES=(
 	libcriterion-dev
 	libibverbs-dev librdmacm-dev
 	libcurl4-openssl-dev uthash-dev libjansson-dev libxxhash-dev
-	libisal-dev libinih-dev
+	libisal-dev libinih-dev libmicrohttpd-dev
 	attr python3 python3-pytest
 	iperf3 etcd-server etcd-client
 	gnuplot-nox
