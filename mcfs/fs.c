@@ -36,12 +36,14 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "mcfs/catalog.h"
 #include "mcfs/kio.h"
 #include "mcfs/node.h"
 
-#define MIN_STAGE  (256u << 10) /* first reservation of a put */
-#define BLKSIZE	   (1u << 20)	/* st_blksize: what cp and friends size their I/O by */
-#define MAX_INODES 65536	/* per-inode records kept for closed files */
+#define MIN_STAGE      (256u << 10) /* first reservation of a put */
+#define BLKSIZE	       (1u << 20)   /* st_blksize: what cp and friends size their I/O by */
+#define MAX_INODES     65536	    /* per-inode records kept for closed files */
+#define SYNC_PERIOD_MS 50	    /* how often the catalog asks for changes */
 
 /* Per-inode state on this node. FUSE thread only. */
 struct mcfs_ino {
@@ -1150,6 +1152,8 @@ static int fh_publish(struct mcfs_fh *fh)
 	}
 	free(fh->name);
 	fh->name = NULL; /* published: no longer ours to remove */
+	if (n->cat && c.resp.value.len)
+		(void)mcfs_catalog_apply(n->cat, c.resp.value.p, c.resp.value.len);
 	lease_del(fh);
 	fh->in->attr = c.resp.attr;
 	fh->version = c.resp.attr.version;
@@ -2281,6 +2285,27 @@ static void renew_leases(struct mcfs_node *n)
 	mcfs_buf_fini(&frames);
 }
 
+/* Fetch the changes to our catalog's records (the master marks them; SYNC drains them). */
+static void catalog_sync(struct mcfs_node *n)
+{
+	for (int rounds = 0; rounds < 64; rounds++) {
+		struct call c;
+		int ret;
+
+		call_init(&c, MCFS_MSG_SYNC);
+		ret = call_run(n, &c);
+		if (!ret && c.resp.value.len)
+			ret = mcfs_catalog_apply(n->cat, c.resp.value.p, c.resp.value.len);
+		if (ret && ret != -ENOTCONN && ret != -EPERM)
+			mcfs_warn("catalog sync with the master failed: %s", strerror(-ret));
+		if (ret || !(c.resp.flags & MCFS_SYNC_MORE)) {
+			call_fini(&c);
+			return;
+		}
+		call_fini(&c);
+	}
+}
+
 static void *lease_main(void *arg)
 {
 	struct mcfs_node *n = arg;
@@ -2290,6 +2315,10 @@ static void *lease_main(void *arg)
 	while (!n->stopping) {
 		uint64_t lease = n->lease_ms ? n->lease_ms : 10000;
 		uint64_t wait = lease / 3 < 200 ? lease / 3 : 200;
+
+		/* Catalogs trail the master by at most this (SYNC): what a crash could undo. */
+		if (n->cat && wait > SYNC_PERIOD_MS)
+			wait = SYNC_PERIOD_MS;
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -2308,6 +2337,8 @@ static void *lease_main(void *arg)
 		/* An eviction round in progress asks to run again at once: a few steps, then yield. */
 		for (int steps = 0; steps < 16 && mcfs_mc_tick(n->mc) == 0; steps++)
 			;
+		if (n->cat)
+			catalog_sync(n);
 		if (mcfs_now_ms() - last_renew >= lease / 3) {
 			renew_leases(n);
 			last_renew = mcfs_now_ms();
@@ -2323,8 +2354,8 @@ static void *lease_main(void *arg)
 			call_fini(&c);
 			if (ret == -EIO)
 				mcfs_warn("heartbeat to the master failed");
-			else if (ret && n->rejoin)
-				n->rejoin(n); /* dropped while unreachable: join again */
+			else if (ret)
+				mcfs_mc_rejoin(n->mc); /* dropped while unreachable: join again */
 			last_hb = mcfs_now_ms();
 		}
 		pthread_mutex_lock(&n->lock);

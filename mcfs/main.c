@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "mcfs/catalog.h"
 #include "mcfs/kio.h"
 #include "mcfs/node.h"
 
@@ -284,14 +286,71 @@ static void advertised_addr(struct mcfs_node *n, char *buf, size_t bufsz)
 	snprintf(buf, bufsz, "%s", bound);
 }
 
+struct report_ctx {
+	struct mcfs_mc *mc;
+	uint64_t taken, sent;
+};
+
+static int report_send(void *arg, const uint8_t *p, size_t len, uint32_t count)
+{
+	struct report_ctx *rc = arg;
+	struct mcfs_msg req = {0}, resp;
+	struct mcfs_buf rbuf;
+	int ret;
+
+	mcfs_buf_init(&rbuf);
+	req.type = MCFS_MSG_REPORT;
+	req.count = count;
+	req.value.p = p;
+	req.value.len = (uint32_t)len;
+	ret = mcfs_mc_call_nested(rc->mc, &req, &resp, &rbuf);
+	if (!ret) {
+		rc->taken += resp.count;
+		rc->sent += count;
+	}
+	mcfs_buf_fini(&rbuf);
+	return ret;
+}
+
+/*
+ * Give a master that did not know this node (it restarted, a new leader
+ * took over, or it dropped us while we were unreachable) the catalog of the
+ * files we hold, so it rebuilds them, then open our segment to allocations.
+ */
+static int node_report(struct mcfs_node *n, struct mcfs_mc *mc)
+{
+	struct report_ctx rc = {mc, 0, 0};
+	struct mcfs_msg req = {0}, resp;
+	struct mcfs_buf rbuf;
+	int ret = 0;
+
+	if (n->cat)
+		ret = mcfs_catalog_report(n->cat, report_send, &rc, 1u << 20);
+	if (ret) {
+		mcfs_err("reporting this node's files to the master failed: %s", strerror(-ret));
+		return ret;
+	}
+	mcfs_buf_init(&rbuf);
+	req.type = MCFS_MSG_REPORT_END;
+	req.count = (uint32_t)rc.sent;
+	ret = mcfs_mc_call_nested(mc, &req, &resp, &rbuf);
+	mcfs_buf_fini(&rbuf);
+	if (!ret && rc.sent)
+		mcfs_info("reported %llu files to the master, %llu taken",
+			  (unsigned long long)rc.sent, (unsigned long long)rc.taken);
+	return ret;
+}
+
 /*
  * Introduce this node to the master (HELLO) and start serving the segment
- * under the identity it assigns. Called again by the lease thread when the
- * master no longer knows the node (it was dropped while unreachable, or the
- * master restarted): the node rejoins under a new identity.
+ * under the identity it assigns. The client runs it again after every
+ * reconnect, and the lease thread when the master no longer knows the node
+ * (it was dropped while unreachable). A master that knows this daemon run
+ * (incarnation) resumes it; any other gets our catalog (node_report).
  */
-static int node_hello(struct mcfs_node *n)
+static int node_hello(struct mcfs_mc *mc, void *arg)
 {
+	struct mcfs_node *n = arg;
 	struct mcfs_node_conf *c = n->conf;
 	struct mcfs_msg req = {0}, resp;
 	struct mcfs_buf rbuf;
@@ -313,13 +372,17 @@ static int node_hello(struct mcfs_node *n)
 	req.name2.p = (const uint8_t *)addr;
 	req.name2.len = (uint32_t)strlen(addr);
 	req.size = mcfs_seg_size(n->seg);
-	ret = mcfs_mc_call(n->mc, &req, &resp, &rbuf);
+	req.incarnation = n->incarnation;
+	req.flags = n->cat ? MCFS_HELLO_REPORT : 0;
+	ret = mcfs_mc_call_nested(mc, &req, &resp, &rbuf);
 	if (ret) {
 		mcfs_err("the master refused this node: %s", strerror(-ret));
 	} else if (resp.value.len != MCFS_GRANT_SECRET_LEN) {
 		mcfs_err("the master sent a grant secret of %u bytes, not %d", resp.value.len,
 			 MCFS_GRANT_SECRET_LEN);
 		ret = -EPROTO;
+	} else if (resp.flags & MCFS_HELLO_RESUMED) {
+		n->node_id = resp.node_id; /* the same session state: nothing else to do */
 	} else {
 		n->node_id = resp.node_id;
 		if (n->srv && again)
@@ -330,7 +393,9 @@ static int node_hello(struct mcfs_node *n)
 			    mcfs_xport_server_start(n->srv, n->node_id, resp.seg_id, resp.value.p);
 		if (ret)
 			mcfs_err("cannot serve the segment: %s", strerror(-ret));
-		else if (again)
+		else if (n->cat)
+			ret = node_report(n, mc);
+		if (!ret && again)
 			mcfs_warn("rejoined the cluster as node %llu",
 				  (unsigned long long)n->node_id);
 	}
@@ -357,6 +422,8 @@ static int join_master(struct mcfs_node *n)
 			return -EINVAL;
 		}
 		ret = mcfs_mc_connect(host, port, &n->mc);
+		if (!ret)
+			ret = mcfs_catalog_create(&n->cat);
 	} else {
 		c->mconf.default_replicas = (uint32_t)c->replicas;
 		ret = mcfs_master_create(&c->mconf, &n->master);
@@ -365,8 +432,10 @@ static int join_master(struct mcfs_node *n)
 	}
 	if (ret)
 		return ret;
-	n->rejoin = node_hello;
-	return node_hello(n);
+	if (getrandom(&n->incarnation, sizeof(n->incarnation), 0) != sizeof(n->incarnation))
+		n->incarnation = mcfs_wall_ns() ^ (uint64_t)getpid() << 32;
+	mcfs_mc_set_rejoin(n->mc, node_hello, n);
+	return mcfs_mc_rejoin(n->mc);
 }
 
 static void leave_master(struct mcfs_node *n)
@@ -509,6 +578,7 @@ out_master:
 	mcfs_xport_client_destroy(node.xc);
 	mcfs_mc_close(node.mc);
 	mcfs_master_destroy(node.master);
+	mcfs_catalog_destroy(node.cat);
 	mcfs_seg_close(node.seg);
 out_args:
 	fuse_opt_free_args(&args);

@@ -66,9 +66,10 @@ struct mcfs_node {
 	struct mcfs_inval *invals; /* kernel entries to drop, off the FUSE thread */
 
 	const struct mcfs_xport_ops *xops;
-	struct mcfs_xport_server *srv;	    /* serves our segment to peers, NULL without --listen */
-	struct mcfs_xport_client *xc;	    /* reads and writes peers' segments */
-	int (*rejoin)(struct mcfs_node *n); /* HELLO again after the master forgot us */
+	struct mcfs_xport_server *srv; /* serves our segment to peers, NULL without --listen */
+	struct mcfs_xport_client *xc;  /* reads and writes peers' segments */
+	struct mcfs_catalog *cat; /* files we hold replicas of; NULL with the embedded master */
+	uint64_t incarnation;	  /* this daemon run, random: HELLO says it */
 };
 
 extern const struct fuse_lowlevel_ops mcfs_fs_ops;

@@ -17,32 +17,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
 
+/* Between two reconnection attempts. */
+#define RECONNECT_PAUSE_MS 100
+
 struct mcfs_mc {
 	pthread_mutex_t lock; /* serialises calls; protects everything below */
-	int fd;		      /* -1 for the embedded master */
+	int fd;		      /* -1 for the embedded master, or while disconnected */
+	bool remote;
+	char host[256];
+	uint16_t port;
 	struct mcfs_master *master;
 	struct mcfs_master_sess *sess;
 	uint64_t next_id;
+	uint64_t epoch; /* the highest seen */
 	struct mcfs_buf out;
+	int (*rejoin)(struct mcfs_mc *mc, void *arg);
+	void *rejoin_arg;
+	bool in_rejoin;
 };
 
-int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out)
+static int dial(const char *host, uint16_t port, bool quiet)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res, *ai;
-	struct mcfs_mc *mc;
 	char portstr[8];
-	int fd = -1, one = 1, ret;
+	int fd = -1, one = 1, ret, err = ECONNREFUSED;
 
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	ret = getaddrinfo(host, portstr, &hints, &res);
 	if (ret) {
-		mcfs_err("cannot resolve master host %s: %s", host, gai_strerror(ret));
+		if (!quiet)
+			mcfs_err("cannot resolve master host %s: %s", host, gai_strerror(ret));
 		return -EHOSTUNREACH;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -51,16 +62,31 @@ int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out)
 			continue;
 		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
 			break;
+		err = errno;
 		close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
-		ret = -errno;
-		mcfs_err("cannot connect to the master at %s:%u: %s", host, port, strerror(errno));
-		return ret ? ret : -ECONNREFUSED;
+		if (!quiet)
+			mcfs_err("cannot connect to the master at %s:%u: %s", host, port,
+				 strerror(err));
+		return -err;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out)
+{
+	struct mcfs_mc *mc;
+	int fd;
+
+	if (strlen(host) >= sizeof(mc->host))
+		return -ENAMETOOLONG;
+	fd = dial(host, port, false);
+	if (fd < 0)
+		return fd;
 	mc = calloc(1, sizeof(*mc));
 	if (!mc) {
 		close(fd);
@@ -68,9 +94,30 @@ int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out)
 	}
 	pthread_mutex_init(&mc->lock, NULL);
 	mc->fd = fd;
+	mc->remote = true;
+	snprintf(mc->host, sizeof(mc->host), "%s", host);
+	mc->port = port;
 	mc->next_id = 1;
 	*out = mc;
 	return 0;
+}
+
+void mcfs_mc_set_rejoin(struct mcfs_mc *mc, int (*fn)(struct mcfs_mc *mc, void *arg), void *arg)
+{
+	pthread_mutex_lock(&mc->lock);
+	mc->rejoin = fn;
+	mc->rejoin_arg = arg;
+	pthread_mutex_unlock(&mc->lock);
+}
+
+uint64_t mcfs_mc_epoch(struct mcfs_mc *mc)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&mc->lock);
+	e = mc->epoch;
+	pthread_mutex_unlock(&mc->lock);
+	return e;
 }
 
 int mcfs_mc_embedded(struct mcfs_master *m, struct mcfs_mc **out)
@@ -195,19 +242,33 @@ static int recv_response_locked(struct mcfs_mc *mc, uint64_t req_id, struct mcfs
 	}
 }
 
-int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
-		 struct mcfs_buf *rbuf)
+static void drop_conn(struct mcfs_mc *mc)
+{
+	if (mc->remote && mc->fd >= 0) {
+		close(mc->fd);
+		mc->fd = -1;
+	}
+}
+
+/*
+ * One attempt: send req, wait for its answer. 0 with *resp decoded (its
+ * status may be an error), -EPIPE when the connection is unusable (the
+ * caller may reconnect and retry), -EIO when the answer is garbage.
+ */
+static int attempt_locked(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
+			  struct mcfs_buf *rbuf)
 {
 	int ret;
 
-	pthread_mutex_lock(&mc->lock);
+	if (mc->remote && mc->fd < 0)
+		return -EPIPE;
 	req->req_id = mc->next_id++;
 	req->resp = false;
 	mc->out.len = 0;
 	ret = mcfs_msg_encode(req, &mc->out);
 	if (ret)
-		goto out_unlock;
-	if (mc->fd < 0) {
+		return ret;
+	if (!mc->remote) {
 		rbuf->len = 0;
 		ret = mcfs_master_handle(mc->master, mc->sess, mc->out.data, mc->out.len, rbuf);
 	} else {
@@ -216,19 +277,113 @@ int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp
 			ret = recv_response_locked(mc, req->req_id, rbuf);
 	}
 	if (ret) {
-		mcfs_err("%s to the master failed: %s", mcfs_msg_name(req->type), strerror(-ret));
-		ret = -EIO;
-		goto out_unlock;
+		mcfs_warn("%s to the master failed: %s", mcfs_msg_name(req->type), strerror(-ret));
+		drop_conn(mc);
+		return mc->remote ? -EPIPE : -EIO;
 	}
 	ret = mcfs_msg_decode_frame(rbuf->data, rbuf->len, resp);
 	if (ret || !resp->resp || resp->type != req->type) {
 		mcfs_err("the master answered %s with a malformed response",
 			 mcfs_msg_name(req->type));
-		ret = -EIO;
-		goto out_unlock;
+		drop_conn(mc);
+		return -EIO;
 	}
-	ret = resp->status;
-out_unlock:
+	if (resp->epoch < mc->epoch) {
+		/* A master that lost its leadership (fencing): nothing it says counts. */
+		mcfs_warn("the master answered from epoch %llu, older than %llu: refused",
+			  (unsigned long long)resp->epoch, (unsigned long long)mc->epoch);
+		drop_conn(mc);
+		return -EPIPE;
+	}
+	mc->epoch = resp->epoch;
+	return 0;
+}
+
+static void pause_ms(uint64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* Connect again and run the rejoin hook. 0 or a negative errno. */
+static int reconnect_locked(struct mcfs_mc *mc)
+{
+	int fd = dial(mc->host, mc->port, true), ret = 0;
+
+	if (fd < 0)
+		return fd;
+	mc->fd = fd;
+	if (mc->rejoin) {
+		mc->in_rejoin = true;
+		ret = mc->rejoin(mc, mc->rejoin_arg);
+		mc->in_rejoin = false;
+	}
+	if (ret) {
+		drop_conn(mc);
+		return ret;
+	}
+	mcfs_info("reconnected to the master at %s:%u (epoch %llu)", mc->host, mc->port,
+		  (unsigned long long)mc->epoch);
+	return 0;
+}
+
+int mcfs_mc_call_nested(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
+			struct mcfs_buf *rbuf)
+{
+	int ret = attempt_locked(mc, req, resp, rbuf);
+
+	return ret ? (ret == -EPIPE ? -EIO : ret) : resp->status;
+}
+
+int mcfs_mc_rejoin(struct mcfs_mc *mc)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&mc->lock);
+	if (mc->rejoin) {
+		mc->in_rejoin = true;
+		ret = mc->rejoin(mc, mc->rejoin_arg);
+		mc->in_rejoin = false;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	return ret;
+}
+
+int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
+		 struct mcfs_buf *rbuf)
+{
+	uint64_t deadline = mcfs_now_ms() + MCFS_RPC_TIMEOUT_MS;
+	bool said = false;
+	int ret;
+
+	pthread_mutex_lock(&mc->lock);
+	for (;;) {
+		ret = mc->remote && mc->fd < 0 ? reconnect_locked(mc) : 0;
+		if (!ret)
+			ret = attempt_locked(mc, req, resp, rbuf);
+		if (!ret && resp->status != -EINPROGRESS) {
+			ret = resp->status;
+			break;
+		}
+		if (ret && ret != -EPIPE && !mc->remote)
+			break;
+		if (ret && ret != -EPIPE && ret != -ECONNREFUSED && ret != -ECONNRESET &&
+		    ret != -EHOSTUNREACH && ret != -ETIMEDOUT && ret != -EIO && ret != -ENOTCONN)
+			break;
+		/* Unreachable, restarting, or rebuilding (EINPROGRESS): wait and try again. */
+		if (mcfs_now_ms() + RECONNECT_PAUSE_MS >= deadline) {
+			ret = -EIO;
+			break;
+		}
+		if (!said && ret) {
+			mcfs_warn("the master at %s:%u is unreachable; retrying for up to %d s",
+				  mc->host, mc->port, MCFS_RPC_TIMEOUT_MS / 1000);
+			said = true;
+		}
+		pause_ms(RECONNECT_PAUSE_MS);
+	}
 	pthread_mutex_unlock(&mc->lock);
 	return ret;
 }

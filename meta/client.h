@@ -20,7 +20,16 @@ struct mcfs_mc;
 /* How long a call waits for the master's answer before it fails with EIO. */
 #define MCFS_RPC_TIMEOUT_MS 15000
 
-/* Connect to an mcfs-master at host:port. 0 or a negative errno. */
+/*
+ * Connect to an mcfs-master at host:port. 0 or a negative errno.
+ *
+ * When the connection breaks (the master restarted, or a network fault), a
+ * call reconnects and sends its request again, until MCFS_RPC_TIMEOUT_MS
+ * after it started: callers see a pause, not an error. After each
+ * reconnect the rejoin hook runs first (see mcfs_mc_set_rejoin). Answers
+ * from an older epoch than one already seen (a master that lost its
+ * leadership) are refused and the connection is dropped.
+ */
 int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out);
 /* A client for an in-process master; m stays owned by the caller. */
 int mcfs_mc_embedded(struct mcfs_master *m, struct mcfs_mc **out);
@@ -43,5 +52,20 @@ uint64_t mcfs_mc_tick(struct mcfs_mc *mc); /* ms until it wants to run again */
  */
 int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
 		 struct mcfs_buf *rbuf);
+
+/*
+ * The hook that (re)introduces this node to the master: run by
+ * mcfs_mc_rejoin() and after every reconnect, with the client's lock held,
+ * so it must talk through mcfs_mc_call_nested() only. 0 or a negative errno
+ * (the connection is then dropped and tried again).
+ */
+void mcfs_mc_set_rejoin(struct mcfs_mc *mc, int (*fn)(struct mcfs_mc *mc, void *arg), void *arg);
+/* Run the rejoin hook now (a first HELLO, or after the master forgot us). */
+int mcfs_mc_rejoin(struct mcfs_mc *mc);
+/* mcfs_mc_call from inside the rejoin hook: one attempt, no reconnect. */
+int mcfs_mc_call_nested(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp,
+			struct mcfs_buf *rbuf);
+/* The highest epoch the master has answered with (0 before any answer). */
+uint64_t mcfs_mc_epoch(struct mcfs_mc *mc);
 
 #endif

@@ -43,7 +43,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define EPOCH		      1
 #define READDIR_DEFAULT_COUNT 1024
 /* A READDIR response value stays under this (one entry is at most 339 bytes). */
 #define READDIR_MAX_BYTES ((1u << 20) - 4096)
@@ -121,7 +120,11 @@ int mcfs_master_create(const struct mcfs_master_conf *c, struct mcfs_master **ou
 	if (ret)
 		goto out_free_master;
 	m->ns.root->replica_num = 0; /* unset: files take their node's default */
+	m->ns.changed = mcfs_master_ns_changed;
+	m->ns.changed_arg = m;
+	m->epoch = 1;
 	mcfs_buf_init(&m->scratch);
+	mcfs_buf_init(&m->rec);
 	mcfs_buf_init(&m->batch);
 	mcfs_master_set_clock(m, NULL, NULL);
 	*out = m;
@@ -137,6 +140,7 @@ static void node_free(struct mcfs_node *n)
 	if (!n)
 		return;
 	mcfs_alloc_destroy(n->alloc);
+	mcfs_master_dirty_free(n);
 	free(n->name);
 	free(n->addr);
 	free(n);
@@ -172,6 +176,7 @@ void mcfs_master_destroy(struct mcfs_master *m)
 	mcfs_ns_fini(&m->ns);
 	mcfs_buf_fini(&m->scratch);
 	mcfs_buf_fini(&m->batch);
+	mcfs_buf_fini(&m->rec);
 	explicit_bzero(m->grant_secret, sizeof(m->grant_secret));
 	free(m);
 }
@@ -230,6 +235,7 @@ void mcfs_master_obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj
 		mcfs_obj_fini(obj);
 		return;
 	}
+	mcfs_master_mark_obj(m, ino, obj); /* its holders drop it from their catalogs */
 	if (obj->lease_ms <= now_ms) {
 		obj_release(m, obj);
 		return;
@@ -295,17 +301,24 @@ void mcfs_master_drop_reps(struct mcfs_req *r, struct mcfs_obj *obj, uint8_t kee
 	while (obj->nrep > keep) {
 		uint8_t last = (uint8_t)(obj->nrep - 1);
 
+		mcfs_master_mark(r->m, mcfs_obj_reps(obj)[last].node_id, r->in->ino);
 		rep_defer_free(r->m, &mcfs_obj_reps(obj)[last], obj->lease_ms, r->now_ms);
 		mcfs_obj_del_rep(obj, last);
 	}
 }
 
+void mcfs_master_inode_remove(struct mcfs_master *m, struct mcfs_inode *in, uint64_t now_ms,
+			      int64_t now_ns)
+{
+	if (S_ISREG(in->mode))
+		mcfs_master_obj_retire(m, in->ino, &in->u.file.obj, now_ms);
+	mcfs_ns_delete(&m->ns, in, now_ns);
+}
+
 /* Take a file, symlink or empty directory out of the namespace. */
 static void inode_remove(struct mcfs_req *r, struct mcfs_inode *in)
 {
-	if (S_ISREG(in->mode))
-		mcfs_master_obj_retire(r->m, in->ino, &in->u.file.obj, r->now_ms);
-	mcfs_ns_delete(&r->m->ns, in, r->now_ns);
+	mcfs_master_inode_remove(r->m, in, r->now_ms, r->now_ns);
 }
 
 /* Free the ranges a put holds (the put itself stays). */
@@ -571,6 +584,22 @@ static int do_hello(struct mcfs_req *r)
 		return -EISCONN;
 	if (!valid_text(q->name, false) || !valid_text(q->name2, true))
 		return -EINVAL;
+	old = node_by_name(m, q->name);
+	if (old && q->incarnation && old->incarnation == q->incarnation && old->size == q->size) {
+		/* The same daemon, reconnected (its connection broke): nothing changed. */
+		old->last_seen_ms = r->now_ms;
+		r->s->node_id = old->id;
+		r->s->lost = false;
+		r->node = old;
+		r->caller = old->id;
+		r->out->node_id = old->id;
+		r->out->proto = MCFS_PROTO_VERSION;
+		r->out->seg_id = old->seg_id;
+		r->out->flags = MCFS_HELLO_RESUMED;
+		r->out->value.p = m->grant_secret;
+		r->out->value.len = sizeof(m->grant_secret);
+		return 0;
+	}
 	ret = nodes_reserve(m, m->last_node_id + 1);
 	if (ret)
 		return ret;
@@ -591,8 +620,10 @@ static int do_hello(struct mcfs_req *r)
 			goto out_free_node;
 		n->seg_id = ++m->last_seg_id;
 	}
+	n->incarnation = q->incarnation;
+	n->size = q->size;
+	n->syncs = n->recovering = (q->flags & MCFS_HELLO_REPORT) != 0;
 	/* Its name is still registered: the node restarted, and what it held is gone. */
-	old = node_by_name(m, q->name);
 	if (old)
 		node_remove(m, old, "it restarted (HELLO again)", r->now_ns);
 	n->id = ++m->last_node_id;
@@ -1078,6 +1109,9 @@ static int do_put_start(struct mcfs_req *r)
 	const struct mcfs_msg *q = r->in;
 	struct mcfs_inode *in = mcfs_ns_get(&r->m->ns, q->ino);
 	struct mcfs_put *p;
+
+	if (r->node->recovering)
+		return -EINPROGRESS; /* its segment is not rebuilt yet: the client retries */
 	int ret;
 
 	/* Any node may put a version, even of a file another node created (see CREATE). */
@@ -1212,7 +1246,7 @@ static int place(struct mcfs_req *r, struct mcfs_put *p, unsigned want, uint64_t
 		struct mcfs_alloc_stats st;
 		bool taken = false;
 
-		if (!n || !n->alloc || (!*n->addr && n->id != r->caller))
+		if (!n || !n->alloc || n->recovering || (!*n->addr && n->id != r->caller))
 			continue;
 		for (uint8_t i = 0; i < p->nrep && !taken; i++)
 			taken = p->rep[i].node_id == id;
@@ -1337,6 +1371,13 @@ static int do_put_end(struct mcfs_req *r)
 		p->rep[i].has_range = false;
 	put_free(m, p);
 	fill_attr(&r->out->attr, in);
+	mcfs_ns_changed(&m->ns, in); /* the holders' catalogs */
+	if (r->node->syncs) {
+		/* The writer's record now: a failover right after close() loses nothing. */
+		mcfs_master_rec(m, in->ino, r->caller, r->now_ms, &m->scratch);
+		r->out->value.p = m->scratch.data;
+		r->out->value.len = (uint32_t)m->scratch.len;
+	}
 	return 0;
 }
 
@@ -1464,6 +1505,7 @@ static int do_repl_end(struct mcfs_req *r)
 			p->rep[i].has_range = false; /* the object's now */
 	}
 	put_free(m, p);
+	mcfs_master_mark_obj(m, in->ino, obj);
 	return 0;
 }
 
@@ -1676,7 +1718,7 @@ static int do_batch(struct mcfs_req *r)
 			err.resp = true;
 			err.req_id = sub.req_id;
 			err.status = -EMSGSIZE;
-			err.epoch = EPOCH;
+			err.epoch = r->m->epoch;
 			ret = mcfs_msg_encode(&err, &m->batch);
 		}
 		if (ret)
@@ -1724,6 +1766,9 @@ static const struct op ops[] = {
     [MCFS_MSG_REPL_END] = {do_repl_end, false},
     [MCFS_MSG_SOLE_LIST] = {do_sole_list, false},
     [MCFS_MSG_BATCH] = {do_batch, true},
+    [MCFS_MSG_SYNC] = {mcfs_master_do_sync, false},
+    [MCFS_MSG_REPORT] = {mcfs_master_do_report, false},
+    [MCFS_MSG_REPORT_END] = {mcfs_master_do_report_end, false},
 };
 
 /* Run request q and append its response to out. 0, or -ENOMEM when nothing could be appended. */
@@ -1739,7 +1784,7 @@ static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const stru
 	resp.type = q->type;
 	resp.resp = true;
 	resp.req_id = q->req_id;
-	resp.epoch = EPOCH;
+	resp.epoch = m->epoch;
 	r.m = m;
 	r.s = s;
 	r.now_ms = m->clock_ms(m->clock_arg);
@@ -1766,6 +1811,14 @@ static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const stru
 		resp.status = s->lost ? -ENOTCONN : -EPERM;
 	else
 		resp.status = op->fn(&r);
+	if (!resp.status && (q->type == MCFS_MSG_SETATTR || q->type == MCFS_MSG_SETXATTR ||
+			     q->type == MCFS_MSG_REMOVEXATTR)) {
+		struct mcfs_inode *in = mcfs_ns_get(&m->ns, q->ino);
+
+		if (in)
+			mcfs_ns_changed(&m->ns, in);
+	}
+	mcfs_master_store_check(m, false);
 
 	ret = mcfs_msg_encode(&resp, out);
 	if (ret && !resp.status) {
@@ -1846,6 +1899,11 @@ void mcfs_master_get_stats(const struct mcfs_master *m, struct mcfs_master_stats
 	*st = m->stats;
 }
 
+uint64_t mcfs_master_epoch(const struct mcfs_master *m)
+{
+	return m->epoch;
+}
+
 uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 {
 	struct mcfs_retired *rt, *tmp;
@@ -1854,6 +1912,8 @@ uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 	uint64_t next = TICK_MAX_MS, ttl = m->conf.node_ttl_ms, put_ttl = m->conf.put_timeout_ms;
 	int64_t now_ns = mcfs_wall_ns();
 	char why[64];
+
+	mcfs_master_store_check(m, true);
 
 	HASH_ITER(hh, m->retired, rt, tmp)
 	{

@@ -81,14 +81,60 @@ int mcfs_master_handle(struct mcfs_master *m, struct mcfs_master_sess *s, const 
  */
 uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms);
 
+struct mcfs_persist;
+
+/*
+ * Keep directories, symlinks and the id counters in store (owned by the
+ * caller, open until the master is destroyed), after loading what it holds:
+ * a master restarted on the same store gets its directories back, and its
+ * nodes report the files (HELLO with MCFS_HELLO_REPORT, REPORT). The epoch
+ * becomes the stored one plus one. Call once, right after create. 0 or a
+ * negative errno (a record that does not decode: -EBADMSG).
+ */
+int mcfs_master_attach_store(struct mcfs_master *m, struct mcfs_persist *store);
+
 /* Copy the counters into st. */
 void mcfs_master_get_stats(const struct mcfs_master *m, struct mcfs_master_stats *st);
 
 /*
+ * The epoch every response carries: the leader election revision, 1 while
+ * there is no high availability.
+ */
+uint64_t mcfs_master_epoch(const struct mcfs_master *m);
+
+/* Requests are counted by message type below this; the others in slot 0. */
+#define MCFS_MASTER_MSG_TYPES 64
+
+/* What the server loop counts since it started, for /metrics. */
+struct mcfs_master_serve_stats {
+	uint64_t requests[MCFS_MASTER_MSG_TYPES]; /* frames handled, by message type */
+	uint64_t conns_accepted;		  /* connections accepted */
+	uint64_t conns_open;			  /* connections open now (a gauge) */
+	uint64_t conns_failed;			  /* closed for a bad frame or an I/O error */
+	uint64_t bytes_in;			  /* bytes received, frame headers included */
+	uint64_t bytes_out;			  /* bytes sent */
+};
+
+/*
+ * A function the server loop calls on its own thread: once when it listens,
+ * before the first request, then every period_ms (0: every 200 ms) between
+ * requests. It may read the master (it is the only thread touching it then)
+ * and st, both borrowed for the call only: the place to copy state out for
+ * other threads, such as the HTTP endpoints. A nonzero return (a negative
+ * errno) stops the server, which returns it.
+ */
+struct mcfs_master_hook {
+	int (*fn)(struct mcfs_master *m, const struct mcfs_master_serve_stats *st, void *arg);
+	void *arg;
+	uint64_t period_ms;
+};
+
+/*
  * Run the TCP server on host:port until *stop becomes nonzero (set from a
- * signal handler). 0, or a negative errno when it cannot listen.
+ * signal handler), calling hook (NULL: none) as it says above. 0, or a
+ * negative errno when it cannot listen or the hook failed.
  */
 int mcfs_master_serve(struct mcfs_master *m, const char *host, uint16_t port,
-		      volatile sig_atomic_t *stop);
+		      volatile sig_atomic_t *stop, const struct mcfs_master_hook *hook);
 
 #endif

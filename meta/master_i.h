@@ -19,6 +19,7 @@
 #include "meta/evict_i.h"
 #include "meta/master.h"
 #include "meta/ns_i.h"
+#include "meta/persist.h"
 #include "meta/proto.h"
 #include "transport/grant.h"
 
@@ -30,6 +31,18 @@ struct mcfs_node {
 	uint32_t seg_id;	  /* 0 when the node contributes no segment */
 	struct mcfs_alloc *alloc; /* owned; NULL without a segment */
 	uint64_t last_seen_ms;	  /* its last request (HEARTBEAT included), monotonic */
+	uint64_t incarnation;	  /* its daemon's run: HELLO with the same one resumes */
+	uint64_t size;		  /* its segment's, as HELLO said */
+	bool syncs;		  /* keeps a catalog of its replicas (SYNC): track changes */
+	bool recovering;	  /* registered, report not finished: allocate nothing there */
+	struct mcfs_dirty *dirty; /* uthash: inodes whose record it must fetch (SYNC) */
+	uint64_t reported;	  /* records accepted from its REPORT */
+};
+
+/* An inode whose catalog record changed for one node. */
+struct mcfs_dirty {
+	uint64_t ino;
+	UT_hash_handle hh;
 };
 
 /* One range a put writes: the writer's staging, or a copy on another node. */
@@ -106,6 +119,10 @@ struct mcfs_master {
 	struct mcfs_buf batch; /* the sub-responses of the BATCH being handled */
 	struct mcfs_evict ev;
 	struct mcfs_master_stats stats;
+	uint64_t epoch;		       /* what every response carries */
+	struct mcfs_persist *store;    /* durable directories and counters; NULL: none */
+	uint64_t ino_hwm, version_hwm; /* stored: no number at or above was handed out */
+	struct mcfs_buf rec;	       /* a record being built */
 	uint64_t (*clock_ms)(void *arg);
 	void *clock_arg;
 };
@@ -159,6 +176,23 @@ void mcfs_master_drop_reps(struct mcfs_req *r, struct mcfs_obj *obj, uint8_t kee
  */
 void mcfs_master_obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj *obj,
 			    uint64_t now_ms);
+
+/* Recovery and node catalogs (master_recover.c). */
+void mcfs_master_mark(struct mcfs_master *m, uint64_t node_id, uint64_t ino);
+void mcfs_master_mark_obj(struct mcfs_master *m, uint64_t ino, const struct mcfs_obj *obj);
+void mcfs_master_ns_changed(void *arg, struct mcfs_inode *in, bool gone);
+void mcfs_master_dirty_free(struct mcfs_node *n);
+/* Append ino's catalog record for node_id (FILE, or DROP when it holds no replica) to b. */
+void mcfs_master_rec(struct mcfs_master *m, uint64_t ino, uint64_t node_id, uint64_t now_ms,
+		     struct mcfs_buf *b);
+int mcfs_master_do_sync(struct mcfs_req *r);
+int mcfs_master_do_report(struct mcfs_req *r);
+int mcfs_master_do_report_end(struct mcfs_req *r);
+/* After each request and tick: store the high-water marks when passed, sync the store. */
+void mcfs_master_store_check(struct mcfs_master *m, bool flush);
+/* Give an inode its replica list back from a report (create or merge). */
+void mcfs_master_inode_remove(struct mcfs_master *m, struct mcfs_inode *in, uint64_t now_ms,
+			      int64_t now_ns);
 
 /* Extended attribute requests (master_xattr.c); each fills r->out, returns 0 or -errno. */
 int mcfs_master_setxattr(struct mcfs_req *r);

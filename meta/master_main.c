@@ -19,7 +19,9 @@
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "meta/http.h"
 #include "meta/master.h"
+#include "meta/persist.h"
 
 #define PROG "mcfs-master"
 
@@ -27,6 +29,7 @@ struct hostport {
 	char host[256];
 	uint16_t port;
 	bool set;
+	bool off; /* K_HOSTPORT_OFF: "off" or "" given */
 };
 
 struct options {
@@ -41,7 +44,7 @@ struct options {
 	bool verbose;
 };
 
-enum kind { K_HOSTPORT, K_DURATION, K_RATIO, K_STRING, K_FLAG };
+enum kind { K_HOSTPORT, K_HOSTPORT_OFF, K_DURATION, K_RATIO, K_STRING, K_FLAG };
 
 struct opt {
 	const char *name;
@@ -59,8 +62,8 @@ struct opt {
 
 static const struct opt opts[] = {
     OPT("listen", K_HOSTPORT, listen, 0, "HOST:PORT", "RPC address (default 0.0.0.0:7420)"),
-    OPT("http", K_HOSTPORT, http, 0, "HOST:PORT",
-	"/metrics, /health and admin endpoints (default 0.0.0.0:7421; not served yet)"),
+    OPT("http", K_HOSTPORT_OFF, http, 0, "HOST:PORT",
+	"/metrics, /health, /role (default 0.0.0.0:7421; \"off\" or \"\" disables)"),
     OPT("etcd", K_STRING, etcd, 0, "URL[,URL...]",
 	"high availability through etcd (not available yet)"),
     OPT("cluster", K_STRING, cluster, 0, "NAME", "cluster name in etcd (default mcfs)"),
@@ -79,7 +82,8 @@ static const struct opt opts[] = {
 	"a node silent this long is dropped (default 10s)"),
     OPT("put-timeout", K_DURATION, mc.put_timeout_ms, 0, "DURATION",
 	"a write its node leaves untouched this long is revoked (default 60s)"),
-    OPT("data-dir", K_STRING, data_dir, 0, "DIR", "where the master keeps what it persists"),
+    OPT("data-dir", K_STRING, data_dir, 0, "DIR",
+	"keep directories and counters here, so a restart loses nothing"),
     OPT("token-file", K_STRING, token_file, 0, "FILE", "cluster secret"),
     OPT("verbose", K_FLAG, verbose, 'v', NULL, "log debug messages"),
 };
@@ -128,6 +132,14 @@ static int apply(struct options *o, const struct opt *op, const char *value, cha
 	double ratio;
 
 	switch (op->kind) {
+	case K_HOSTPORT_OFF:
+		if (!*value || !strcmp(value, "off")) {
+			((struct hostport *)dst)->off = true;
+			((struct hostport *)dst)->set = true;
+			return 0;
+		}
+		((struct hostport *)dst)->off = false;
+		/* fall through */
 	case K_HOSTPORT: {
 		struct hostport *hp = dst;
 
@@ -323,10 +335,50 @@ static int check_options(const struct options *o)
 	return -1;
 }
 
+/*
+ * --http: the HTTP endpoints (meta/http.h). The server loop calls
+ * http_periodic() on its thread: first once it listens, which starts the
+ * HTTP server (a failure stops the master), then every HTTP_PUBLISH_MS to
+ * publish what /role, /health and /metrics show. Without HA a single master
+ * is always the leader and serving.
+ */
+#define HTTP_PUBLISH_MS 500
+
+struct http_ctx {
+	const struct hostport *addr;
+	int64_t start_time_ns;
+	struct mcfs_http *h; /* NULL until the first call */
+};
+
+static int http_periodic(struct mcfs_master *m, const struct mcfs_master_serve_stats *st, void *arg)
+{
+	struct http_ctx *c = arg;
+	struct mcfs_http_snapshot snap = {.role = "leader", .serving = true};
+	int ret;
+
+	if (!c->h) {
+		ret = mcfs_http_start(c->addr->host, c->addr->port, &c->h);
+		if (ret)
+			return ret;
+	}
+	snap.epoch = mcfs_master_epoch(m);
+	snap.start_time_ns = c->start_time_ns;
+	mcfs_master_get_stats(m, &snap.stats);
+	snap.serve = *st;
+	ret = mcfs_http_publish(c->h, &snap);
+	if (ret)
+		mcfs_warn("cannot update the HTTP endpoints: %s", strerror(-ret));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {0};
 	struct mcfs_master *m = NULL;
+	struct mcfs_persist *store = NULL;
+	struct http_ctx hc = {.addr = &o.http, .start_time_ns = mcfs_wall_ns()};
+	const struct mcfs_master_hook http_hook = {
+	    .fn = http_periodic, .arg = &hc, .period_ms = HTTP_PUBLISH_MS};
 	const char *config = NULL;
 	struct sigaction sa;
 	int status, ret;
@@ -367,11 +419,17 @@ int main(int argc, char **argv)
 		    PROG);
 		goto out_free_options;
 	}
-	if (o.http.set)
-		mcfs_info("--http %s:%u: the HTTP endpoints are not served yet", o.http.host,
-			  o.http.port);
-	if (o.data_dir)
-		mcfs_info("--data-dir %s: nothing is persisted yet", o.data_dir);
+	if (o.data_dir) {
+		ret = mcfs_persist_open(o.data_dir, &store);
+		if (ret) {
+			fprintf(stderr, "%s: --data-dir %s: %s\n", PROG, o.data_dir,
+				ret == -EBUSY ? "in use by another mcfs-master" : strerror(-ret));
+			goto out_free_options;
+		}
+	} else {
+		mcfs_warn("no --data-dir: after a restart the nodes bring every file back, but "
+			  "directories that hold no file, and directory attributes, are lost");
+	}
 	if (o.token_file)
 		mcfs_warn("--token-file %s: authentication is not implemented yet; connections "
 			  "are not authenticated",
@@ -390,9 +448,19 @@ int main(int argc, char **argv)
 		mcfs_err("cannot start the master: %s", strerror(-ret));
 		goto out_free_options;
 	}
-	ret = mcfs_master_serve(m, o.listen.host, o.listen.port, &stop_requested);
+	if (store) {
+		ret = mcfs_master_attach_store(m, store);
+		if (ret) {
+			mcfs_err("--data-dir %s: cannot load what it holds: %s", o.data_dir,
+				 strerror(-ret));
+			goto out_destroy_master;
+		}
+	}
+	ret = mcfs_master_serve(m, o.listen.host, o.listen.port, &stop_requested,
+				o.http.off ? NULL : &http_hook);
+	mcfs_http_stop(hc.h);
 	if (ret) {
-		/* The server logged why (e.g. the address is in use). */
+		/* The server or the HTTP hook logged why (e.g. the address is in use). */
 		goto out_destroy_master;
 	}
 	mcfs_info("stopped");
@@ -401,6 +469,7 @@ int main(int argc, char **argv)
 out_destroy_master:
 	mcfs_master_destroy(m);
 out_free_options:
+	mcfs_persist_close(store);
 	options_fini(&o);
 	return status;
 }

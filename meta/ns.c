@@ -198,6 +198,7 @@ int mcfs_ns_init(struct mcfs_ns *ns, int64_t now_ns)
 	ns->root = root;
 	ns->last_id = MCFS_ROOT_INO;
 	ns->ninodes = 1;
+	ns->changed = NULL;
 	return 0;
 }
 
@@ -278,9 +279,9 @@ static void touch_dir(struct mcfs_inode *dir, int64_t now_ns)
 	dir->ctime_ns = now_ns;
 }
 
-int mcfs_ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name, size_t len,
-		   uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
-		   int64_t now_ns, struct mcfs_inode **out)
+static int ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name, size_t len,
+		     uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
+		     uint64_t ino, int64_t now_ns, struct mcfs_inode **out)
 {
 	struct mcfs_inode *in;
 	int ret = -ENOMEM;
@@ -299,11 +300,21 @@ int mcfs_ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name,
 	ret = mcfs_ptab_reserve(&ns->by_ino, 1);
 	if (!ret)
 		ret = mcfs_ptab_reserve(&ns->by_name, 1);
+	if (!ret && ino)
+		ret = mcfs_ptab_reserve(&ns->by_seq, 1);
 	if (ret)
 		goto out_free_target;
 
-	in->ino = ++ns->last_id;
-	in->seq = in->ino;
+	if (ino) {
+		/* Listings stay in cookie order: below the directory's last one, a fresh cookie. */
+		in->ino = ino;
+		if (ino > ns->last_id)
+			ns->last_id = ino;
+		in->seq = dir->u.dir.tail && dir->u.dir.tail->seq > ino ? ++ns->last_id : ino;
+	} else {
+		in->ino = ++ns->last_id;
+		in->seq = in->ino;
+	}
 	in->parent = dir;
 	in->mode = mode;
 	in->uid = uid;
@@ -311,7 +322,6 @@ int mcfs_ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name,
 	in->atime_ns = in->mtime_ns = in->ctime_ns = now_ns;
 	(void)mcfs_ptab_insert(&ns->by_ino, in); /* reserved above: cannot fail */
 	link_in(ns, in);
-	touch_dir(dir, now_ns);
 	ns->ninodes++;
 	*out = in;
 	return 0;
@@ -324,10 +334,39 @@ out_free_inode:
 	return ret;
 }
 
+int mcfs_ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name, size_t len,
+		   uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
+		   int64_t now_ns, struct mcfs_inode **out)
+{
+	int ret = ns_create(ns, dir, name, len, mode, uid, gid, target, tlen, 0, now_ns, out);
+
+	if (!ret) {
+		touch_dir(dir, now_ns);
+		mcfs_ns_changed(ns, *out);
+	}
+	return ret;
+}
+
+int mcfs_ns_create_at(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name, size_t len,
+		      uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
+		      uint64_t ino, int64_t mtime_ns, int64_t ctime_ns, struct mcfs_inode **out)
+{
+	int ret;
+
+	if (ino <= MCFS_ROOT_INO || mcfs_ns_get(ns, ino))
+		return -EEXIST;
+	ret = ns_create(ns, dir, name, len, mode, uid, gid, target, tlen, ino, mtime_ns, out);
+	if (!ret)
+		(*out)->ctime_ns = ctime_ns;
+	return ret;
+}
+
 void mcfs_ns_delete(struct mcfs_ns *ns, struct mcfs_inode *in, int64_t now_ns)
 {
 	struct mcfs_inode *dir = in->parent;
 
+	if (ns->changed)
+		ns->changed(ns->changed_arg, in, true);
 	unlink_in(ns, in);
 	touch_dir(dir, now_ns);
 	mcfs_ptab_remove(&ns->by_ino, in);
@@ -362,6 +401,7 @@ int mcfs_ns_move(struct mcfs_ns *ns, struct mcfs_inode *in, struct mcfs_inode *n
 	in->ctime_ns = now_ns;
 	touch_dir(olddir, now_ns);
 	touch_dir(newdir, now_ns);
+	mcfs_ns_changed(ns, in);
 	return 0;
 }
 
@@ -400,6 +440,8 @@ int mcfs_ns_exchange(struct mcfs_ns *ns, struct mcfs_inode *a, struct mcfs_inode
 	a->ctime_ns = b->ctime_ns = now_ns;
 	touch_dir(adir, now_ns);
 	touch_dir(bdir, now_ns);
+	mcfs_ns_changed(ns, a);
+	mcfs_ns_changed(ns, b);
 	return 0;
 }
 

@@ -164,7 +164,21 @@ struct mcfs_ns {
 	uint64_t last_id;	  /* last inode number or cookie handed out */
 	uint64_t ninodes;
 	struct mcfs_inode *root;
+	/*
+	 * Told of every inode created, moved or changed (gone false) and of
+	 * every inode about to be freed (gone true); NULL for none. The
+	 * master keeps directories durable and nodes' catalogs current by it.
+	 */
+	void (*changed)(void *arg, struct mcfs_inode *in, bool gone);
+	void *changed_arg;
 };
+
+/* Tell ns->changed that the caller changed in (attributes, pins, xattrs, its object). */
+static inline void mcfs_ns_changed(struct mcfs_ns *ns, struct mcfs_inode *in)
+{
+	if (ns->changed)
+		ns->changed(ns->changed_arg, in, false);
+}
 
 /* The root gets MCFS_ROOT_INO, mode S_IFDIR | 0755, uid/gid 0, times now_ns. 0 or -ENOMEM. */
 int mcfs_ns_init(struct mcfs_ns *ns, int64_t now_ns);
@@ -187,6 +201,14 @@ struct mcfs_inode *mcfs_ns_lookup(const struct mcfs_ns *ns, const struct mcfs_in
 int mcfs_ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name, size_t len,
 		   uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
 		   int64_t now_ns, struct mcfs_inode **out);
+
+/*
+ * Recovery: the same with the inode number given (not in use; above the
+ * root), and the given times. Later inode numbers and cookies come after it.
+ */
+int mcfs_ns_create_at(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *name, size_t len,
+		      uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
+		      uint64_t ino, int64_t mtime_ns, int64_t ctime_ns, struct mcfs_inode **out);
 
 /*
  * Remove inode from its directory and the tables and free it (an empty

@@ -39,6 +39,7 @@ enum field {
 	F_REPLICAS,
 	F_TARGET, /* a path-sized string in value */
 	F_SEG_ID,
+	F_INCARNATION,
 };
 
 #define S(...) ((const uint8_t[]){__VA_ARGS__, F_END})
@@ -51,8 +52,8 @@ struct schema {
 };
 
 static const struct schema schemas[] = {
-    [MCFS_MSG_HELLO] = {"HELLO", S(F_PROTO, F_NAME, F_NAME2, F_SIZE, F_FLAGS),
-			S(F_NODE_ID, F_PROTO, F_SEG_ID, F_VALUE)},
+    [MCFS_MSG_HELLO] = {"HELLO", S(F_PROTO, F_NAME, F_NAME2, F_SIZE, F_FLAGS, F_INCARNATION),
+			S(F_NODE_ID, F_PROTO, F_SEG_ID, F_FLAGS, F_VALUE)},
     [MCFS_MSG_HEARTBEAT] = {"HEARTBEAT", S(F_NODE_ID), NONE},
     [MCFS_MSG_BYE] = {"BYE", S(F_NODE_ID), NONE},
     [MCFS_MSG_STATFS] = {"STATFS", NONE, S(F_TOTAL, F_FREE, F_COUNT)},
@@ -76,7 +77,7 @@ static const struct schema schemas[] = {
     [MCFS_MSG_PUT_START] = {"PUT_START", S(F_INO, F_SIZE),
 			    S(F_PUT_ID, F_VERSION, F_COUNT, F_REPLICAS)},
     [MCFS_MSG_PUT_GROW] = {"PUT_GROW", S(F_PUT_ID, F_SIZE), S(F_REPLICAS)},
-    [MCFS_MSG_PUT_END] = {"PUT_END", S(F_PUT_ID, F_SIZE, F_CRC), S(F_ATTR)},
+    [MCFS_MSG_PUT_END] = {"PUT_END", S(F_PUT_ID, F_SIZE, F_CRC), S(F_ATTR, F_VALUE)},
     [MCFS_MSG_PUT_REVOKE] = {"PUT_REVOKE", S(F_PUT_ID), NONE},
     [MCFS_MSG_GET] = {"GET", S(F_INO), S(F_ATTR, F_CRC, F_LEASE_MS, F_REPLICAS)},
     [MCFS_MSG_LEASE] = {"LEASE", S(F_INO, F_VERSION), S(F_LEASE_MS, F_REPLICAS)},
@@ -85,6 +86,9 @@ static const struct schema schemas[] = {
     [MCFS_MSG_REPL_END] = {"REPL_END", S(F_PUT_ID), NONE},
     [MCFS_MSG_SOLE_LIST] = {"SOLE_LIST", S(F_COOKIE, F_COUNT), S(F_COUNT, F_FLAGS, F_VALUE)},
     [MCFS_MSG_BATCH] = {"BATCH", S(F_COUNT, F_VALUE), S(F_COUNT, F_VALUE)},
+    [MCFS_MSG_SYNC] = {"SYNC", S(F_COUNT), S(F_COUNT, F_FLAGS, F_VALUE)},
+    [MCFS_MSG_REPORT] = {"REPORT", S(F_COUNT, F_VALUE), S(F_COUNT)},
+    [MCFS_MSG_REPORT_END] = {"REPORT_END", S(F_COUNT), NONE},
 };
 
 #define NTYPES (sizeof(schemas) / sizeof(schemas[0]))
@@ -211,6 +215,9 @@ static int encode_fields(const uint8_t *f, const struct mcfs_msg *m, struct mcfs
 		case F_SEG_ID:
 			mcfs_buf_put_u32(b, m->seg_id);
 			break;
+		case F_INCARNATION:
+			mcfs_buf_put_u64(b, m->incarnation);
+			break;
 		case F_SIZE:
 			mcfs_buf_put_u64(b, m->size);
 			break;
@@ -322,6 +329,9 @@ static void decode_fields(const uint8_t *f, struct mcfs_rd *r, struct mcfs_msg *
 			break;
 		case F_SEG_ID:
 			m->seg_id = mcfs_rd_u32(r);
+			break;
+		case F_INCARNATION:
+			m->incarnation = mcfs_rd_u64(r);
 			break;
 		case F_SIZE:
 			m->size = mcfs_rd_u64(r);
@@ -492,4 +502,99 @@ int mcfs_sole_next(struct mcfs_rd *r, struct mcfs_sole *e)
 	e->version = mcfs_rd_u64(r);
 	e->size = mcfs_rd_u64(r);
 	return r->err ? -EBADMSG : 1;
+}
+
+void mcfs_rec_put(struct mcfs_buf *b, const struct mcfs_rec *rec)
+{
+	size_t start = b->len;
+
+	mcfs_buf_put_u32(b, 0); /* the length, filled in below */
+	mcfs_buf_put_u8(b, rec->kind);
+	mcfs_buf_put_u64(b, rec->ino);
+	mcfs_buf_put_u64(b, rec->version);
+	if (rec->kind != MCFS_REC_DROP) {
+		mcfs_buf_put_u64(b, rec->parent);
+		put_blob(b, rec->name);
+		mcfs_buf_put_u32(b, rec->mode);
+		mcfs_buf_put_u32(b, rec->uid);
+		mcfs_buf_put_u32(b, rec->gid);
+		mcfs_buf_put_u8(b, rec->flags);
+		mcfs_buf_put_u8(b, rec->replica_num);
+		mcfs_buf_put_u64(b, (uint64_t)rec->mtime_ns);
+		mcfs_buf_put_u64(b, (uint64_t)rec->ctime_ns);
+		mcfs_buf_put_u64(b, rec->pin_wall_ms);
+		mcfs_buf_put_u64(b, rec->size);
+		mcfs_buf_put_u32(b, rec->crc);
+		put_blob(b, rec->xattrs);
+		mcfs_buf_put_u8(b, rec->nrep);
+		for (uint8_t i = 0; i < rec->nrep && i < MCFS_MAX_REPLICAS; i++) {
+			mcfs_buf_put_u64(b, rec->rep[i].offset);
+			mcfs_buf_put_u64(b, rec->rep[i].len);
+			mcfs_buf_put_u8(b, rec->rep[i].tier);
+		}
+		if (rec->kind == MCFS_REC_LINK)
+			put_blob(b, rec->target);
+	}
+	if (b->len >= start + 4)
+		mcfs_buf_set_u32(b, start, (uint32_t)(b->len - start - 4));
+}
+
+int mcfs_rec_next(struct mcfs_rd *r, struct mcfs_rec *rec)
+{
+	struct mcfs_rd one;
+	const uint8_t *start = r->p + r->off;
+	uint32_t len;
+
+	if (!mcfs_rd_left(r))
+		return 0;
+	memset(rec, 0, sizeof(*rec));
+	len = mcfs_rd_u32(r);
+	if (r->err || len > MCFS_REC_MAX || !mcfs_rd_bytes(r, len))
+		return -EBADMSG;
+	rec->raw.p = start;
+	rec->raw.len = len + 4;
+	mcfs_rd_init(&one, start + 4, len);
+	rec->kind = mcfs_rd_u8(&one);
+	rec->ino = mcfs_rd_u64(&one);
+	rec->version = mcfs_rd_u64(&one);
+	if (rec->kind >= MCFS_REC_FILE && rec->kind <= MCFS_REC_LINK &&
+	    rec->kind != MCFS_REC_DROP) {
+		rec->parent = mcfs_rd_u64(&one);
+		rec->name = get_blob(&one, MCFS_NAME_MAX);
+		rec->mode = mcfs_rd_u32(&one);
+		rec->uid = mcfs_rd_u32(&one);
+		rec->gid = mcfs_rd_u32(&one);
+		rec->flags = mcfs_rd_u8(&one);
+		rec->replica_num = mcfs_rd_u8(&one);
+		rec->mtime_ns = (int64_t)mcfs_rd_u64(&one);
+		rec->ctime_ns = (int64_t)mcfs_rd_u64(&one);
+		rec->pin_wall_ms = mcfs_rd_u64(&one);
+		rec->size = mcfs_rd_u64(&one);
+		rec->crc = mcfs_rd_u32(&one);
+		rec->xattrs = get_blob(&one, MCFS_XATTR_MAX + 8 * 1024);
+		rec->nrep = mcfs_rd_u8(&one);
+		if (rec->nrep > MCFS_MAX_REPLICAS)
+			return -EBADMSG;
+		for (uint8_t i = 0; i < rec->nrep; i++) {
+			rec->rep[i].offset = mcfs_rd_u64(&one);
+			rec->rep[i].len = mcfs_rd_u64(&one);
+			rec->rep[i].tier = mcfs_rd_u8(&one);
+		}
+		if (rec->kind == MCFS_REC_LINK)
+			rec->target = get_blob(&one, MCFS_PATH_MAX);
+		if (!rec->name.len)
+			return -EBADMSG;
+	} else if (rec->kind != MCFS_REC_DROP) {
+		return -EBADMSG;
+	}
+	return one.err || mcfs_rd_left(&one) ? -EBADMSG : 1;
+}
+
+int mcfs_xattr_next(struct mcfs_rd *r, struct mcfs_blob *name, struct mcfs_blob *value)
+{
+	if (!mcfs_rd_left(r))
+		return 0;
+	*name = get_blob(r, MCFS_NAME_MAX);
+	*value = get_blob(r, MCFS_XATTR_MAX);
+	return r->err || !name->len ? -EBADMSG : 1;
 }

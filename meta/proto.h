@@ -67,7 +67,17 @@ enum mcfs_msg_type {
 	MCFS_MSG_REPL_END = 38,	  /* the added replicas are written: make them complete */
 	MCFS_MSG_SOLE_LIST = 39,  /* objects whose only complete replica is on the caller */
 	MCFS_MSG_BATCH = 40,	  /* several requests in one frame, answered in order */
+	MCFS_MSG_SYNC = 41,	  /* changes to the records of the caller's replicas */
+	MCFS_MSG_REPORT = 42,	  /* after HELLO to a master that restarted: what we hold */
+	MCFS_MSG_REPORT_END = 43, /* the report is complete: the segment may be allocated */
 };
+
+/* HELLO request flags */
+#define MCFS_HELLO_REPORT 0x1 /* keeps a catalog (SYNC) and reports it (REPORT) */
+/* HELLO response flags */
+#define MCFS_HELLO_RESUMED 0x1 /* the master knew this node incarnation: state kept */
+/* SYNC response flags */
+#define MCFS_SYNC_MORE 0x1 /* more changes are waiting: call again */
 
 /* attr.flags */
 #define MCFS_ATTR_PENDING 0x1 /* created, not yet published (creator node only) */
@@ -165,6 +175,8 @@ struct mcfs_msg {
 	uint32_t crc;
 	uint32_t proto;	 /* HELLO: protocol version */
 	uint32_t seg_id; /* HELLO: the segment registered for the node (grants name it) */
+	uint64_t
+	    incarnation; /* HELLO: random per daemon start: a reconnect resumes, a restart not */
 	uint64_t size;
 	uint64_t total, free;
 	uint64_t cookie;
@@ -230,6 +242,60 @@ struct mcfs_sole {
 void mcfs_sole_put(struct mcfs_buf *b, const struct mcfs_sole *e);
 /* Next entry from r: 1 with *e filled, 0 at the end, -EBADMSG on a truncated entry. */
 int mcfs_sole_next(struct mcfs_rd *r, struct mcfs_sole *e);
+
+/*
+ * Catalog records (the value of SYNC and REPORT, and of a PUT_END response):
+ * what a node keeps about each published file it holds a replica of, so a
+ * master that restarted, or a new leader, can rebuild its tables from the
+ * nodes. Each record is a u32 length and then:
+ *
+ *   u8 kind, u64 ino, u64 version
+ *   MCFS_REC_FILE adds: u64 parent, name, u32 mode, uid, gid, u8 flags
+ *   (MCFS_I_* pins), u8 replica_num, i64 mtime_ns, ctime_ns, u64 pin_wall_ms
+ *   (soft pin deadline, wall clock; 0 none), u64 size, u32 crc, xattrs (blob:
+ *   u32 nlen, name, u32 vlen, value, ...), u8 nrep and per replica on the
+ *   holder u64 offset, u64 len, u8 tier.
+ *
+ * MCFS_REC_DROP: forget ino unless the record held is newer than version.
+ * MCFS_REC_DIR and MCFS_REC_LINK are what the master keeps durable itself
+ * (meta/persist.h): FILE's fields (no replicas), a symlink's target after.
+ */
+#define MCFS_REC_FILE 1
+#define MCFS_REC_DROP 2
+#define MCFS_REC_DIR  3 /* the master's own durable records: FILE's layout, no replicas */
+#define MCFS_REC_LINK 4 /* the same plus the target (blob) */
+#define MCFS_REC_MAX  (MCFS_XATTR_MAX + 4096) /* one encoded record, at most */
+
+struct mcfs_rec {
+	uint8_t kind;
+	uint64_t ino;
+	uint64_t version;
+	uint64_t parent;
+	struct mcfs_blob name;
+	uint32_t mode, uid, gid;
+	uint8_t flags;
+	uint8_t replica_num;
+	int64_t mtime_ns, ctime_ns;
+	uint64_t pin_wall_ms;
+	uint64_t size;
+	uint32_t crc;
+	struct mcfs_blob xattrs;
+	uint8_t nrep;
+	struct {
+		uint64_t offset;
+		uint64_t len;
+		uint8_t tier;
+	} rep[MCFS_MAX_REPLICAS];
+	struct mcfs_blob target; /* MCFS_REC_LINK */
+	struct mcfs_blob raw;	 /* decoded: the whole encoded record, its length word included */
+};
+
+/* Append one record. */
+void mcfs_rec_put(struct mcfs_buf *b, const struct mcfs_rec *rec);
+/* Next record from r: 1 with *rec filled (blobs borrowed), 0 at the end, -EBADMSG. */
+int mcfs_rec_next(struct mcfs_rd *r, struct mcfs_rec *rec);
+/* Next (name, value) of a packed xattr list: 1, 0 at the end, -EBADMSG. */
+int mcfs_xattr_next(struct mcfs_rd *r, struct mcfs_blob *name, struct mcfs_blob *value);
 
 /* Wire form of an attr (fixed size) for other codecs. */
 #define MCFS_ATTR_WIRE 72

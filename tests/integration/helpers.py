@@ -72,10 +72,20 @@ def is_mounted(path):
     return mount_type(path) is not None
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now, never one this run handed out before
+    (a master's RPC and HTTP ports are asked for back to back)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no free port on 127.0.0.1 that was not handed out already")
 
 
 def wait_port(port, proc, timeout, what):
@@ -516,6 +526,7 @@ class Cluster:
         self.master_port = None
         self.http_port = None
         self.nodes = []
+        self.old_masters = []  # killed by kill_master(), newest last
         self.timed_out = False
         self._watchdog = threading.Timer(TEST_TIMEOUT, self._hung)
         self._watchdog.daemon = True
@@ -537,6 +548,21 @@ class Cluster:
         self._watchdog.start()
         return self
 
+    def kill_master(self):
+        """kill -9 the master; it is kept for the failure report."""
+        self.master.kill()
+        self.old_masters.append(self.master)
+
+    def restart_master(self):
+        """Start the master again on the same ports with the same options."""
+        n = len(self.old_masters)
+        self.master = Proc(
+            f"mcfs-master (start {n + 1})", self.master.argv,
+            os.path.join(self.tmp, f"master.{n}.log"),
+        )
+        wait_port(self.master_port, self.master.proc, MOUNT_TIMEOUT, "mcfs-master")
+        return self
+
     def add_node(self, name=None, replicas=None, extra=(), start=True):
         name = name or f"node-{chr(ord('a') + len(self.nodes))}"
         n = ClusterNode(self, name, free_port(), replicas, extra)
@@ -549,7 +575,8 @@ class Cluster:
         return next(n for n in self.nodes if n.name == name)
 
     def procs(self):
-        out = [self.master] if self.master is not None else []
+        out = list(self.old_masters)
+        out += [self.master] if self.master is not None else []
         for n in self.nodes:
             out += n.incarnations
         return out

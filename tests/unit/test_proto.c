@@ -16,14 +16,15 @@
 #include "transport/frame.h"
 
 static const uint16_t all_types[] = {
-    MCFS_MSG_HELLO,	MCFS_MSG_HEARTBEAT, MCFS_MSG_BYE,	  MCFS_MSG_STATFS,
-    MCFS_MSG_LOOKUP,	MCFS_MSG_GETATTR,   MCFS_MSG_SETATTR,	  MCFS_MSG_MKDIR,
-    MCFS_MSG_CREATE,	MCFS_MSG_SYMLINK,   MCFS_MSG_READLINK,	  MCFS_MSG_UNLINK,
-    MCFS_MSG_RMDIR,	MCFS_MSG_RENAME,    MCFS_MSG_READDIR,	  MCFS_MSG_SETXATTR,
-    MCFS_MSG_GETXATTR,	MCFS_MSG_LISTXATTR, MCFS_MSG_REMOVEXATTR, MCFS_MSG_PUT_START,
-    MCFS_MSG_PUT_GROW,	MCFS_MSG_PUT_END,   MCFS_MSG_PUT_REVOKE,  MCFS_MSG_GET,
-    MCFS_MSG_LEASE,	MCFS_MSG_PUT_PLACE, MCFS_MSG_REPL_START,  MCFS_MSG_REPL_END,
-    MCFS_MSG_SOLE_LIST, MCFS_MSG_BATCH,
+    MCFS_MSG_HELLO,	 MCFS_MSG_HEARTBEAT, MCFS_MSG_BYE,	   MCFS_MSG_STATFS,
+    MCFS_MSG_LOOKUP,	 MCFS_MSG_GETATTR,   MCFS_MSG_SETATTR,	   MCFS_MSG_MKDIR,
+    MCFS_MSG_CREATE,	 MCFS_MSG_SYMLINK,   MCFS_MSG_READLINK,	   MCFS_MSG_UNLINK,
+    MCFS_MSG_RMDIR,	 MCFS_MSG_RENAME,    MCFS_MSG_READDIR,	   MCFS_MSG_SETXATTR,
+    MCFS_MSG_GETXATTR,	 MCFS_MSG_LISTXATTR, MCFS_MSG_REMOVEXATTR, MCFS_MSG_PUT_START,
+    MCFS_MSG_PUT_GROW,	 MCFS_MSG_PUT_END,   MCFS_MSG_PUT_REVOKE,  MCFS_MSG_GET,
+    MCFS_MSG_LEASE,	 MCFS_MSG_PUT_PLACE, MCFS_MSG_REPL_START,  MCFS_MSG_REPL_END,
+    MCFS_MSG_SOLE_LIST,	 MCFS_MSG_BATCH,     MCFS_MSG_SYNC,	   MCFS_MSG_REPORT,
+    MCFS_MSG_REPORT_END,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -187,7 +188,7 @@ Test(proto, names)
 	cr_assert_str_eq(mcfs_msg_name(MCFS_MSG_PUT_START), "PUT_START");
 	cr_assert_null(mcfs_msg_name(0));
 	cr_assert_null(mcfs_msg_name(5));
-	cr_assert_null(mcfs_msg_name(41));
+	cr_assert_null(mcfs_msg_name(44));
 	cr_assert_null(mcfs_msg_name(UINT16_MAX));
 	/* Exactly the listed types are known. */
 	for (uint32_t t = 0, n = 0; t <= UINT16_MAX; t++) {
@@ -725,7 +726,7 @@ Test(frame, begin_finish)
 
 Test(proto, unknown_type)
 {
-	static const uint16_t bad[] = {0, 5, 9, 25, 29, 41, 50, 1000, UINT16_MAX};
+	static const uint16_t bad[] = {0, 5, 9, 25, 29, 44, 50, 1000, UINT16_MAX};
 	struct mcfs_frame_hdr h;
 	struct mcfs_msg m, d;
 	struct mcfs_buf b;
@@ -988,4 +989,106 @@ Test(proto, encode_too_big)
 	cr_assert_not(b.oom);
 	mcfs_buf_fini(&b);
 	free(big);
+}
+
+/* Catalog records: every kind round-trips; truncations, bad kinds and oversized fields are refused. */
+Test(proto, records)
+{
+	struct mcfs_rec in, out;
+	struct mcfs_buf b;
+	struct mcfs_rd r;
+	static const uint8_t xattrs[] = {6, 0, 0, 0, 'u', 's', 'e', 'r', '.', 'a', 1, 0, 0, 0, 'v'};
+
+	memset(&in, 0, sizeof(in));
+	in.kind = MCFS_REC_FILE;
+	in.ino = 77;
+	in.version = 9;
+	in.parent = 5;
+	in.name.p = (const uint8_t *)"blk_1";
+	in.name.len = 5;
+	in.mode = 0100644;
+	in.uid = 1;
+	in.gid = 2;
+	in.flags = 2;
+	in.replica_num = 2;
+	in.mtime_ns = 123;
+	in.ctime_ns = 456;
+	in.pin_wall_ms = 789;
+	in.size = 5000;
+	in.crc = 0xabcd;
+	in.xattrs.p = xattrs;
+	in.xattrs.len = sizeof(xattrs);
+	in.nrep = 1;
+	in.rep[0].offset = 4096;
+	in.rep[0].len = 8192;
+	in.rep[0].tier = MCFS_TIER_DRAM;
+	mcfs_buf_init(&b);
+	mcfs_rec_put(&b, &in);
+	in.kind = MCFS_REC_DROP;
+	in.ino = 78;
+	mcfs_rec_put(&b, &in);
+	in.kind = MCFS_REC_LINK;
+	in.ino = 79;
+	in.nrep = 0;
+	in.target.p = (const uint8_t *)"a/b";
+	in.target.len = 3;
+	mcfs_rec_put(&b, &in);
+
+	mcfs_rd_init(&r, b.data, b.len);
+	cr_assert_eq(mcfs_rec_next(&r, &out), 1);
+	cr_assert_eq(out.kind, MCFS_REC_FILE);
+	cr_assert_eq(out.ino, 77);
+	cr_assert_eq(out.version, 9);
+	cr_assert_eq(out.parent, 5);
+	cr_assert_eq(out.name.len, 5);
+	cr_assert_eq(memcmp(out.name.p, "blk_1", 5), 0);
+	cr_assert_eq(out.size, 5000);
+	cr_assert_eq(out.crc, 0xabcd);
+	cr_assert_eq(out.pin_wall_ms, 789);
+	cr_assert_eq(out.nrep, 1);
+	cr_assert_eq(out.rep[0].offset, 4096);
+	cr_assert_eq(out.rep[0].len, 8192);
+	cr_assert_eq(out.xattrs.len, sizeof(xattrs));
+	{
+		struct mcfs_rd xr;
+		struct mcfs_blob n, v;
+
+		mcfs_rd_init(&xr, out.xattrs.p, out.xattrs.len);
+		cr_assert_eq(mcfs_xattr_next(&xr, &n, &v), 1);
+		cr_assert_eq(n.len, 6);
+		cr_assert_eq(v.len, 1);
+		cr_assert_eq(mcfs_xattr_next(&xr, &n, &v), 0);
+	}
+	cr_assert_eq(mcfs_rec_next(&r, &out), 1);
+	cr_assert_eq(out.kind, MCFS_REC_DROP);
+	cr_assert_eq(out.ino, 78);
+	cr_assert_eq(mcfs_rec_next(&r, &out), 1);
+	cr_assert_eq(out.kind, MCFS_REC_LINK);
+	cr_assert_eq(out.target.len, 3);
+	cr_assert_eq(mcfs_rec_next(&r, &out), 0);
+
+	/* Every truncation of the list fails cleanly, never reads past it. */
+	for (size_t len = 1; len < b.len; len++) {
+		int ret = 1;
+
+		mcfs_rd_init(&r, b.data, len);
+		while (ret == 1)
+			ret = mcfs_rec_next(&r, &out);
+		if (ret == 0)
+			cr_assert(len == 4 + mcfs_get_u32le(b.data) ||
+				      len ==
+					  8 + mcfs_get_u32le(b.data) +
+					      mcfs_get_u32le(b.data + 4 + mcfs_get_u32le(b.data)),
+				  "a cut at %zu parsed as complete", len);
+		else
+			cr_assert_eq(ret, -EBADMSG);
+	}
+	/* An unknown kind, and a length past the limit. */
+	b.data[4] = 9;
+	mcfs_rd_init(&r, b.data, b.len);
+	cr_assert_eq(mcfs_rec_next(&r, &out), -EBADMSG);
+	mcfs_buf_set_u32(&b, 0, MCFS_REC_MAX + 1);
+	mcfs_rd_init(&r, b.data, b.len);
+	cr_assert_eq(mcfs_rec_next(&r, &out), -EBADMSG);
+	mcfs_buf_fini(&b);
 }
