@@ -177,6 +177,7 @@ void mcfs_master_destroy(struct mcfs_master *m)
 	mcfs_buf_fini(&m->scratch);
 	mcfs_buf_fini(&m->batch);
 	mcfs_buf_fini(&m->rec);
+	mcfs_master_expect_free(m);
 	explicit_bzero(m->grant_secret, sizeof(m->grant_secret));
 	free(m);
 }
@@ -633,6 +634,7 @@ static int do_hello(struct mcfs_req *r)
 	r->s->lost = false;
 	r->node = n;
 	r->caller = n->id;
+	mcfs_master_node_stored(m, n, true);
 	mcfs_info("node %s (id %llu) joined from %s with %llu bytes", n->name,
 		  (unsigned long long)n->id, *n->addr ? n->addr : "this process",
 		  (unsigned long long)q->size);
@@ -664,6 +666,7 @@ static int do_bye(struct mcfs_req *r)
 
 	if (id != r->caller)
 		return -EPERM;
+	mcfs_master_node_stored(r->m, r->node, false);
 	node_remove(r->m, r->node, "it left (BYE)", r->now_ns);
 	r->s->node_id = 0;
 	r->node = NULL;
@@ -1818,6 +1821,13 @@ static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const stru
 		if (in)
 			mcfs_ns_changed(&m->ns, in);
 	}
+	/*
+	 * Until every node of the last run has reported, a miss may be a file
+	 * not reported yet: the client waits and asks again.
+	 */
+	if (resp.status == -ENOENT && mcfs_master_rebuilding(m) && q->type != MCFS_MSG_HEARTBEAT &&
+	    q->type != MCFS_MSG_SYNC)
+		resp.status = -EINPROGRESS;
 	mcfs_master_store_check(m, false);
 
 	ret = mcfs_msg_encode(&resp, out);
@@ -1914,6 +1924,7 @@ uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 	char why[64];
 
 	mcfs_master_store_check(m, true);
+	mcfs_master_rebuild_tick(m, now_ms);
 
 	HASH_ITER(hh, m->retired, rt, tmp)
 	{

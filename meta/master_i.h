@@ -39,6 +39,13 @@ struct mcfs_node {
 	uint64_t reported;	  /* records accepted from its REPORT */
 };
 
+/* A node the store says was registered, awaited after a restart. */
+struct mcfs_expect {
+	uint64_t key; /* mcfs_master_node_key() of its name */
+	char *name;
+	UT_hash_handle hh;
+};
+
 /* An inode whose catalog record changed for one node. */
 struct mcfs_dirty {
 	uint64_t ino;
@@ -122,6 +129,8 @@ struct mcfs_master {
 	uint64_t epoch;		       /* what every response carries */
 	struct mcfs_persist *store;    /* durable directories and counters; NULL: none */
 	uint64_t ino_hwm, version_hwm; /* stored: no number at or above was handed out */
+	struct mcfs_expect *expect;    /* nodes of the last run that have not reported yet */
+	uint64_t recover_until_ms;     /* until then (or all reported), misses say EINPROGRESS */
 	struct mcfs_buf rec;	       /* a record being built */
 	uint64_t (*clock_ms)(void *arg);
 	void *clock_arg;
@@ -188,6 +197,16 @@ void mcfs_master_rec(struct mcfs_master *m, uint64_t ino, uint64_t node_id, uint
 int mcfs_master_do_sync(struct mcfs_req *r);
 int mcfs_master_do_report(struct mcfs_req *r);
 int mcfs_master_do_report_end(struct mcfs_req *r);
+/* Registered (with a catalog), or gone for good (BYE): the store's node list. */
+void mcfs_master_node_stored(struct mcfs_master *m, const struct mcfs_node *n, bool present);
+/* Still rebuilding: some node of the last run has not reported and the grace has not passed. */
+static inline bool mcfs_master_rebuilding(const struct mcfs_master *m)
+{
+	return m->expect != NULL;
+}
+/* From the tick: the grace is over, stop waiting. */
+void mcfs_master_rebuild_tick(struct mcfs_master *m, uint64_t now_ms);
+void mcfs_master_expect_free(struct mcfs_master *m);
 /* After each request and tick: store the high-water marks when passed, sync the store. */
 void mcfs_master_store_check(struct mcfs_master *m, bool flush);
 /* Give an inode its replica list back from a report (create or merge). */

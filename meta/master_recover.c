@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "common/log.h"
 #include "common/util.h"
 #include "meta/master_i.h"
@@ -202,6 +204,70 @@ void mcfs_master_store_check(struct mcfs_master *m, bool flush)
 		(void)mcfs_persist_flush(m->store);
 }
 
+/* ---- the nodes of the last run ---- */
+
+static uint64_t node_key(const char *name)
+{
+	return XXH3_64bits(name, strlen(name));
+}
+
+void mcfs_master_node_stored(struct mcfs_master *m, const struct mcfs_node *n, bool present)
+{
+	if (!m->store || !n->syncs)
+		return;
+	if (present)
+		(void)mcfs_persist_put(m->store, MCFS_PERSIST_NODE, node_key(n->name), n->name,
+				       strlen(n->name));
+	else
+		(void)mcfs_persist_del(m->store, MCFS_PERSIST_NODE, node_key(n->name));
+}
+
+static void expect_done(struct mcfs_master *m, const char *name)
+{
+	uint64_t key = node_key(name);
+	struct mcfs_expect *e;
+
+	HASH_FIND(hh, m->expect, &key, sizeof(key), e);
+	if (!e)
+		return;
+	HASH_DEL(m->expect, e);
+	free(e->name);
+	free(e);
+	if (!m->expect)
+		mcfs_info("rebuild complete: every node of the last run has reported");
+}
+
+void mcfs_master_expect_free(struct mcfs_master *m)
+{
+	struct mcfs_expect *e, *tmp;
+
+	HASH_ITER(hh, m->expect, e, tmp)
+	{
+		HASH_DEL(m->expect, e);
+		free(e->name);
+		free(e);
+	}
+}
+
+void mcfs_master_rebuild_tick(struct mcfs_master *m, uint64_t now_ms)
+{
+	struct mcfs_expect *e, *tmp;
+
+	if (!m->expect || now_ms < m->recover_until_ms)
+		return;
+	HASH_ITER(hh, m->expect, e, tmp)
+	{
+		/* Gone for good, as far as we wait: the next restart does not wait for it. */
+		mcfs_warn("node %s did not come back to report its files; the rebuild goes on "
+			  "without them (they return if it rejoins)",
+			  e->name);
+		(void)mcfs_persist_del(m->store, MCFS_PERSIST_NODE, e->key);
+		HASH_DEL(m->expect, e);
+		free(e->name);
+		free(e);
+	}
+}
+
 /* ---- loading the store ---- */
 
 struct load {
@@ -226,6 +292,22 @@ static int load_one(void *arg, uint8_t kind, uint64_t key, const uint8_t *val, s
 			l->m->version_hwm = v;
 		else if (key == MCFS_META_EPOCH)
 			l->epoch = v;
+		return 0;
+	}
+	if (kind == MCFS_PERSIST_NODE) {
+		struct mcfs_expect *e = calloc(1, sizeof(*e));
+
+		if (!e || !(e->name = strndup((const char *)val, len))) {
+			free(e);
+			return -ENOMEM;
+		}
+		e->key = key;
+		HASH_ADD(hh, l->m->expect, key, sizeof(e->key), e);
+		if (!e->hh.tbl) {
+			free(e->name);
+			free(e);
+			return -ENOMEM;
+		}
 		return 0;
 	}
 	if (kind != MCFS_PERSIST_INODE)
@@ -350,6 +432,13 @@ int mcfs_master_attach_store(struct mcfs_master *m, struct mcfs_persist *store)
 		m->last_version = m->version_hwm;
 	m->store = store;
 	m->epoch = l.epoch + 1;
+	if (m->expect) {
+		uint64_t grace = m->conf.node_ttl_ms ? m->conf.node_ttl_ms : 10000;
+
+		m->recover_until_ms = m->clock_ms(m->clock_arg) + grace;
+		mcfs_info("rebuilding: waiting up to %llu ms for %u nodes to report their files",
+			  (unsigned long long)grace, HASH_COUNT(m->expect));
+	}
 	ret = mcfs_persist_put_u64(store, MCFS_META_EPOCH, m->epoch);
 	if (!ret)
 		ret = mcfs_persist_flush(store);
@@ -558,5 +647,6 @@ int mcfs_master_do_report_end(struct mcfs_req *r)
 	n->recovering = false;
 	mcfs_info("node %s (id %llu) reported %llu files; its segment is in use again", n->name,
 		  (unsigned long long)n->id, (unsigned long long)n->reported);
+	expect_done(r->m, n->name);
 	return 0;
 }

@@ -22,6 +22,7 @@
 
 #define MCFS_PERSIST_INODE 1 /* key: ino; value: an MCFS_REC_DIR/LINK record */
 #define MCFS_PERSIST_META  2 /* key: MCFS_META_*; value: u64 */
+#define MCFS_PERSIST_NODE  3 /* key: hash of the name; value: a node's name (it reports) */
 
 #define MCFS_META_INO_HWM     1 /* no inode number at or above it was handed out */
 #define MCFS_META_VERSION_HWM 2 /* likewise for object versions */

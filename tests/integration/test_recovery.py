@@ -175,3 +175,34 @@ def test_data_dir_is_exclusive(cluster, tmp_path):
     assert "in use" in r.stderr
     assert c.master.alive()
     _ = errno
+
+
+def test_reads_wait_for_the_rebuild(cluster, tmp_path):
+    """A node that is slow to come back after a master restart: until it has
+    reported, a read of a file only it holds waits (the master answers
+    "rebuilding", the daemon asks again) instead of failing with ENOENT."""
+    c = cluster(n=2, replicas=1, master_extra=["--data-dir", str(tmp_path / "data")])
+    a, b = c.nodes
+    rnd = random.Random(12)
+    data = {f"only-a/k{i}": rnd.randbytes(30000) for i in range(10)}
+    os.makedirs(os.path.join(a.mnt, "only-a"))
+    for k, v in data.items():
+        write_file(os.path.join(a.mnt, k), v)
+    time.sleep(0.5)
+    a.stop()  # SIGSTOP: it cannot report until continued
+    c.kill_master()
+    c.restart_master()
+    pid = os.fork()
+    if pid == 0:  # the application on b: every read must succeed
+        try:
+            for k, v in data.items():
+                assert read_file(os.path.join(b.mnt, k)) == v
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    time.sleep(1.0)
+    a.cont()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    for k, v in data.items():
+        assert read_file(os.path.join(a.mnt, k)) == v
