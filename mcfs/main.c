@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "mcfs/catalog.h"
+#include "mcfs/discover.h"
 #include "mcfs/kio.h"
 #include "mcfs/node.h"
 
@@ -412,16 +413,21 @@ static int join_master(struct mcfs_node *n)
 
 	if (c->master) {
 		if (!strncmp(c->master, "etcd://", 7)) {
-			mcfs_err("--master %s: etcd discovery is not available in this version; "
-				 "give the master's HOST:PORT",
+			/* HA: whoever etcd says leads; the watcher follows changes. */
+			ret = mcfs_discover_open(c->master, &n->disc);
+			if (!ret)
+				ret =
+				    mcfs_mc_connect_resolve(mcfs_discover_resolve, n->disc, &n->mc);
+			if (!ret)
+				ret = mcfs_discover_watch(n->disc, n->mc);
+		} else if (mcfs_parse_hostport(c->master, "127.0.0.1", host, sizeof(host), &port)) {
+			mcfs_err("--master: bad address '%s' (use HOST:PORT or "
+				 "etcd://HOST:PORT[,HOST:PORT...]/CLUSTER)",
 				 c->master);
-			return -ENOTSUP;
-		}
-		if (mcfs_parse_hostport(c->master, "127.0.0.1", host, sizeof(host), &port)) {
-			mcfs_err("--master: bad address '%s' (use HOST:PORT)", c->master);
 			return -EINVAL;
+		} else {
+			ret = mcfs_mc_connect(host, port, &n->mc);
 		}
-		ret = mcfs_mc_connect(host, port, &n->mc);
 		if (!ret)
 			ret = mcfs_catalog_create(&n->cat);
 	} else {
@@ -576,6 +582,7 @@ out_session:
 out_master:
 	mcfs_xport_server_destroy(node.srv);
 	mcfs_xport_client_destroy(node.xc);
+	mcfs_discover_close(node.disc);
 	mcfs_mc_close(node.mc);
 	mcfs_master_destroy(node.master);
 	mcfs_catalog_destroy(node.cat);

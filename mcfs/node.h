@@ -68,8 +68,9 @@ struct mcfs_node {
 	const struct mcfs_xport_ops *xops;
 	struct mcfs_xport_server *srv; /* serves our segment to peers, NULL without --listen */
 	struct mcfs_xport_client *xc;  /* reads and writes peers' segments */
-	struct mcfs_catalog *cat; /* files we hold replicas of; NULL with the embedded master */
-	uint64_t incarnation;	  /* this daemon run, random: HELLO says it */
+	struct mcfs_catalog *cat;   /* files we hold replicas of; NULL with the embedded master */
+	uint64_t incarnation;	    /* this daemon run, random: HELLO says it */
+	struct mcfs_discover *disc; /* --master etcd://: finds and follows the leader */
 };
 
 extern const struct fuse_lowlevel_ops mcfs_fs_ops;

@@ -40,6 +40,9 @@ struct mcfs_mc {
 	int (*rejoin)(struct mcfs_mc *mc, void *arg);
 	void *rejoin_arg;
 	bool in_rejoin;
+	int (*resolve)(void *arg, char *host, size_t hostsz, uint16_t *port);
+	void *resolve_arg;
+	pthread_mutex_t fd_lock; /* fd changes vs mcfs_mc_kick() */
 };
 
 static int dial(const char *host, uint16_t port, bool quiet)
@@ -93,6 +96,7 @@ int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&mc->lock, NULL);
+	pthread_mutex_init(&mc->fd_lock, NULL);
 	mc->fd = fd;
 	mc->remote = true;
 	snprintf(mc->host, sizeof(mc->host), "%s", host);
@@ -100,6 +104,33 @@ int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out)
 	mc->next_id = 1;
 	*out = mc;
 	return 0;
+}
+
+int mcfs_mc_connect_resolve(int (*resolve)(void *arg, char *host, size_t hostsz, uint16_t *port),
+			    void *arg, struct mcfs_mc **out)
+{
+	struct mcfs_mc *mc = calloc(1, sizeof(*mc));
+
+	if (!mc)
+		return -ENOMEM;
+	pthread_mutex_init(&mc->lock, NULL);
+	pthread_mutex_init(&mc->fd_lock, NULL);
+	mc->fd = -1;
+	mc->remote = true;
+	mc->resolve = resolve;
+	mc->resolve_arg = arg;
+	mc->next_id = 1;
+	snprintf(mc->host, sizeof(mc->host), "(leader not found yet)");
+	*out = mc;
+	return 0;
+}
+
+void mcfs_mc_kick(struct mcfs_mc *mc)
+{
+	pthread_mutex_lock(&mc->fd_lock);
+	if (mc->fd >= 0)
+		shutdown(mc->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&mc->fd_lock);
 }
 
 void mcfs_mc_set_rejoin(struct mcfs_mc *mc, int (*fn)(struct mcfs_mc *mc, void *arg), void *arg)
@@ -133,6 +164,7 @@ int mcfs_mc_embedded(struct mcfs_master *m, struct mcfs_mc **out)
 		return ret;
 	}
 	pthread_mutex_init(&mc->lock, NULL);
+	pthread_mutex_init(&mc->fd_lock, NULL);
 	mc->fd = -1;
 	mc->master = m;
 	mc->next_id = 1;
@@ -150,6 +182,7 @@ void mcfs_mc_close(struct mcfs_mc *mc)
 		close(mc->fd);
 	mcfs_buf_fini(&mc->out);
 	pthread_mutex_destroy(&mc->lock);
+	pthread_mutex_destroy(&mc->fd_lock);
 	free(mc);
 }
 
@@ -245,8 +278,10 @@ static int recv_response_locked(struct mcfs_mc *mc, uint64_t req_id, struct mcfs
 static void drop_conn(struct mcfs_mc *mc)
 {
 	if (mc->remote && mc->fd >= 0) {
+		pthread_mutex_lock(&mc->fd_lock);
 		close(mc->fd);
 		mc->fd = -1;
+		pthread_mutex_unlock(&mc->fd_lock);
 	}
 }
 
@@ -288,6 +323,11 @@ static int attempt_locked(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_
 		drop_conn(mc);
 		return -EIO;
 	}
+	if (resp->status == -EREMCHG) {
+		/* A standby: the leader is elsewhere. */
+		drop_conn(mc);
+		return -EPIPE;
+	}
 	if (resp->epoch < mc->epoch) {
 		/* A master that lost its leadership (fencing): nothing it says counts. */
 		mcfs_warn("the master answered from epoch %llu, older than %llu: refused",
@@ -310,11 +350,24 @@ static void pause_ms(uint64_t ms)
 /* Connect again and run the rejoin hook. 0 or a negative errno. */
 static int reconnect_locked(struct mcfs_mc *mc)
 {
-	int fd = dial(mc->host, mc->port, true), ret = 0;
+	int fd, ret = 0;
 
+	if (mc->resolve) {
+		char host[sizeof(mc->host)];
+		uint16_t port;
+
+		ret = mc->resolve(mc->resolve_arg, host, sizeof(host), &port);
+		if (ret)
+			return ret == -ENOENT ? -ECONNREFUSED : ret; /* no leader yet */
+		snprintf(mc->host, sizeof(mc->host), "%s", host);
+		mc->port = port;
+	}
+	fd = dial(mc->host, mc->port, true);
 	if (fd < 0)
 		return fd;
+	pthread_mutex_lock(&mc->fd_lock);
 	mc->fd = fd;
+	pthread_mutex_unlock(&mc->fd_lock);
 	if (mc->rejoin) {
 		mc->in_rejoin = true;
 		ret = mc->rejoin(mc, mc->rejoin_arg);
@@ -339,10 +392,19 @@ int mcfs_mc_call_nested(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_ms
 
 int mcfs_mc_rejoin(struct mcfs_mc *mc)
 {
+	uint64_t deadline = mcfs_now_ms() + MCFS_RPC_TIMEOUT_MS;
 	int ret = 0;
 
 	pthread_mutex_lock(&mc->lock);
-	if (mc->rejoin) {
+	if (mc->remote && mc->fd < 0) {
+		/* Not connected: connecting runs the hook. */
+		while ((ret = reconnect_locked(mc)) &&
+		       mcfs_now_ms() + RECONNECT_PAUSE_MS < deadline)
+			pause_ms(RECONNECT_PAUSE_MS);
+		if (ret)
+			mcfs_err("cannot reach the master at %s:%u: %s", mc->host, mc->port,
+				 strerror(-ret));
+	} else if (mc->rejoin) {
 		mc->in_rejoin = true;
 		ret = mc->rejoin(mc, mc->rejoin_arg);
 		mc->in_rejoin = false;
@@ -370,7 +432,8 @@ int mcfs_mc_call(struct mcfs_mc *mc, struct mcfs_msg *req, struct mcfs_msg *resp
 		if (ret && ret != -EPIPE && !mc->remote)
 			break;
 		if (ret && ret != -EPIPE && ret != -ECONNREFUSED && ret != -ECONNRESET &&
-		    ret != -EHOSTUNREACH && ret != -ETIMEDOUT && ret != -EIO && ret != -ENOTCONN)
+		    ret != -EHOSTUNREACH && ret != -ETIMEDOUT && ret != -EIO && ret != -ENOTCONN &&
+		    ret != -EAGAIN)
 			break;
 		/* Unreachable, restarting, or rebuilding (EINPROGRESS): wait and try again. */
 		if (mcfs_now_ms() + RECONNECT_PAUSE_MS >= deadline) {

@@ -31,6 +31,22 @@ struct mcfs_mc;
  * leadership) are refused and the connection is dropped.
  */
 int mcfs_mc_connect(const char *host, uint16_t port, struct mcfs_mc **out);
+/*
+ * The same, but the master's address comes from resolve() (e.g. the leader
+ * elected in etcd), asked again before every reconnection. Nothing is
+ * dialled yet: the first call (or mcfs_mc_rejoin) connects, retrying for up
+ * to MCFS_RPC_TIMEOUT_MS. An answer -EREMCHG (a standby) also makes the
+ * client look the master up again.
+ */
+int mcfs_mc_connect_resolve(int (*resolve)(void *arg, char *host, size_t hostsz, uint16_t *port),
+			    void *arg, struct mcfs_mc **out);
+/*
+ * Break the current connection (from any thread, without waiting for a
+ * call in flight): that call fails over to a new connection. For a leader
+ * change seen in etcd.
+ */
+void mcfs_mc_kick(struct mcfs_mc *mc);
+
 /* A client for an in-process master; m stays owned by the caller. */
 int mcfs_mc_embedded(struct mcfs_master *m, struct mcfs_mc **out);
 void mcfs_mc_close(struct mcfs_mc *mc);

@@ -1806,7 +1806,9 @@ static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const stru
 	m->scratch.len = 0;
 	m->scratch.oom = false;
 
-	if (!op || !op->fn)
+	if (m->standby)
+		resp.status = -EREMCHG; /* not the leader: look it up again */
+	else if (!op || !op->fn)
 		resp.status = -ENOTSUP; /* the decoder knows no more types than ops */
 	else if (q->type == MCFS_MSG_BATCH && in_batch)
 		resp.status = -EINVAL;
@@ -1907,6 +1909,21 @@ static bool over_watermark(const struct mcfs_master *m)
 void mcfs_master_get_stats(const struct mcfs_master *m, struct mcfs_master_stats *st)
 {
 	*st = m->stats;
+}
+
+void mcfs_master_set_standby(struct mcfs_master *m, bool standby)
+{
+	m->standby = standby;
+}
+
+bool mcfs_master_standby(const struct mcfs_master *m)
+{
+	return m->standby;
+}
+
+void mcfs_master_set_epoch(struct mcfs_master *m, uint64_t epoch)
+{
+	m->epoch = epoch;
 }
 
 uint64_t mcfs_master_epoch(const struct mcfs_master *m)

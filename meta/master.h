@@ -15,6 +15,7 @@
 #define MCFS_MASTER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -92,6 +93,15 @@ struct mcfs_persist;
  * negative errno (a record that does not decode: -EBADMSG).
  */
 int mcfs_master_attach_store(struct mcfs_master *m, struct mcfs_persist *store);
+
+/*
+ * HA: a standby answers every request with -EREMCHG ("ask the leader"),
+ * which makes a node look the leader up again. A new master is not a
+ * standby. The epoch of an elected leader is its election revision.
+ */
+void mcfs_master_set_standby(struct mcfs_master *m, bool standby);
+bool mcfs_master_standby(const struct mcfs_master *m);
+void mcfs_master_set_epoch(struct mcfs_master *m, uint64_t epoch);
 
 /* Copy the counters into st. */
 void mcfs_master_get_stats(const struct mcfs_master *m, struct mcfs_master_stats *st);

@@ -37,6 +37,7 @@ struct mcfs_node {
 	bool recovering;	  /* registered, report not finished: allocate nothing there */
 	struct mcfs_dirty *dirty; /* uthash: inodes whose record it must fetch (SYNC) */
 	uint64_t reported;	  /* records accepted from its REPORT */
+	uint64_t report_dropped;  /* reported replicas that could not be placed */
 };
 
 /* A node the store says was registered, awaited after a restart. */
@@ -127,6 +128,7 @@ struct mcfs_master {
 	struct mcfs_evict ev;
 	struct mcfs_master_stats stats;
 	uint64_t epoch;		       /* what every response carries */
+	bool standby;		       /* HA: not the leader: every request gets -EREMCHG */
 	struct mcfs_persist *store;    /* durable directories and counters; NULL: none */
 	uint64_t ino_hwm, version_hwm; /* stored: no number at or above was handed out */
 	struct mcfs_expect *expect;    /* nodes of the last run that have not reported yet */

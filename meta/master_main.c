@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "meta/ha.h"
 #include "meta/http.h"
 #include "meta/master.h"
 #include "meta/persist.h"
@@ -65,7 +67,7 @@ static const struct opt opts[] = {
     OPT("http", K_HOSTPORT_OFF, http, 0, "HOST:PORT",
 	"/metrics, /health, /role (default 0.0.0.0:7421; \"off\" or \"\" disables)"),
     OPT("etcd", K_STRING, etcd, 0, "URL[,URL...]",
-	"high availability through etcd (not available yet)"),
+	"high availability: campaign for leadership through etcd"),
     OPT("cluster", K_STRING, cluster, 0, "NAME", "cluster name in etcd (default mcfs)"),
     OPT("advertise", K_HOSTPORT, advertise, 0, "HOST:PORT",
 	"the RPC address published to nodes when elected"),
@@ -336,30 +338,95 @@ static int check_options(const struct options *o)
 }
 
 /*
- * --http: the HTTP endpoints (meta/http.h). The server loop calls
- * http_periodic() on its thread: first once it listens, which starts the
- * HTTP server (a failure stops the master), then every HTTP_PUBLISH_MS to
- * publish what /role, /health and /metrics show. Without HA a single master
- * is always the leader and serving.
+ * What the server loop runs on its thread between requests (periodic()):
+ * first once it listens, which starts the HTTP endpoints (--http; a failure
+ * stops the master), then every LOOP_PERIOD_MS. In HA mode it takes over
+ * when the election is won (store in etcd, epoch = election revision) and
+ * stops the master when the leadership is lost. Every HTTP_PUBLISH_MS (and
+ * at once when the role changes) it publishes what /role, /health and
+ * /metrics show. Without HA a single master is always the leader.
  */
+#define LOOP_PERIOD_MS	100
 #define HTTP_PUBLISH_MS 500
 
-struct http_ctx {
-	const struct hostport *addr;
+struct loop_ctx {
+	const struct options *o;
+	const struct hostport *http; /* NULL: --http off */
 	int64_t start_time_ns;
 	struct mcfs_http *h; /* NULL until the first call */
+	struct mcfs_ha *ha;  /* HA mode only */
+	struct mcfs_persist **store;
+	uint64_t last_publish_ms;
+	bool role_changed;
 };
 
-static int http_periodic(struct mcfs_master *m, const struct mcfs_master_serve_stats *st, void *arg)
+/* Elected: load what the last leader stored in etcd and start serving. */
+static int take_over(struct loop_ctx *c, struct mcfs_master *m, int64_t rev, const char *key)
 {
-	struct http_ctx *c = arg;
+	char prefix[320];
+	int ret =
+	    mcfs_ha_key(c->o->cluster ? c->o->cluster : "mcfs", "store/", prefix, sizeof(prefix));
+
+	if (!ret)
+		ret = mcfs_persist_open_etcd(mcfs_ha_etcd(c->ha), prefix, key, rev, c->store);
+	if (!ret)
+		ret = mcfs_master_attach_store(m, *c->store);
+	if (ret) {
+		mcfs_err("elected, but cannot load the cluster's store from etcd: %s; exiting",
+			 strerror(-ret));
+		return ret;
+	}
+	mcfs_master_set_epoch(m, (uint64_t)rev);
+	mcfs_master_set_standby(m, false);
+	mcfs_info("serving as the leader (epoch %lld)", (long long)rev);
+	c->role_changed = true;
+	return 0;
+}
+
+static int periodic(struct mcfs_master *m, const struct mcfs_master_serve_stats *st, void *arg)
+{
+	struct loop_ctx *c = arg;
 	struct mcfs_http_snapshot snap = {.role = "leader", .serving = true};
+	uint64_t now = mcfs_now_ms();
 	int ret;
 
+	if (c->ha) {
+		const char *key = NULL;
+		int64_t rev = 0;
+
+		switch (mcfs_ha_poll(c->ha, &rev, &key)) {
+		case MCFS_HA_ELECTED:
+			ret = take_over(c, m, rev, key);
+			if (ret)
+				return ret;
+			mcfs_ha_took_over(c->ha);
+			break;
+		case MCFS_HA_LOST:
+			if (!mcfs_master_standby(m)) {
+				mcfs_err(
+				    "leadership lost (etcd lease expired); exiting, so that this "
+				    "master answers nothing more");
+				return -ECANCELED;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	if (!c->http)
+		return 0;
 	if (!c->h) {
-		ret = mcfs_http_start(c->addr->host, c->addr->port, &c->h);
+		ret = mcfs_http_start(c->http->host, c->http->port, &c->h);
 		if (ret)
 			return ret;
+	} else if (!c->role_changed && now - c->last_publish_ms < HTTP_PUBLISH_MS) {
+		return 0;
+	}
+	c->role_changed = false;
+	c->last_publish_ms = now;
+	if (mcfs_master_standby(m)) {
+		snprintf(snap.role, sizeof(snap.role), "standby");
+		snap.serving = false;
 	}
 	snap.epoch = mcfs_master_epoch(m);
 	snap.start_time_ns = c->start_time_ns;
@@ -376,9 +443,10 @@ int main(int argc, char **argv)
 	struct options o = {0};
 	struct mcfs_master *m = NULL;
 	struct mcfs_persist *store = NULL;
-	struct http_ctx hc = {.addr = &o.http, .start_time_ns = mcfs_wall_ns()};
-	const struct mcfs_master_hook http_hook = {
-	    .fn = http_periodic, .arg = &hc, .period_ms = HTTP_PUBLISH_MS};
+	struct loop_ctx lc = {.o = &o, .start_time_ns = mcfs_wall_ns(), .store = &store};
+	const struct mcfs_master_hook hook = {
+	    .fn = periodic, .arg = &lc, .period_ms = LOOP_PERIOD_MS};
+	char advertise[300];
 	const char *config = NULL;
 	struct sigaction sa;
 	int status, ret;
@@ -411,15 +479,29 @@ int main(int argc, char **argv)
 		mcfs_log_set_level(LOG_DEBUG);
 
 	status = 1;
-	if (o.etcd) {
-		fprintf(
-		    stderr,
-		    "%s: --etcd: high availability (HA mode) is not available yet; run a single "
-		    "master without --etcd\n",
-		    PROG);
+	if (o.etcd && o.data_dir) {
+		fprintf(stderr,
+			"%s: --data-dir: in HA mode (--etcd) the store lives in etcd; drop "
+			"--data-dir\n",
+			PROG);
+		status = 2;
 		goto out_free_options;
 	}
-	if (o.data_dir) {
+	if (o.etcd) {
+		if (o.advertise.set) {
+			snprintf(advertise, sizeof(advertise), "%s:%u", o.advertise.host,
+				 o.advertise.port);
+		} else {
+			char host[256] = "localhost";
+
+			if (strcmp(o.listen.host, "0.0.0.0") && strcmp(o.listen.host, "::"))
+				snprintf(host, sizeof(host), "%s", o.listen.host);
+			else if (gethostname(host, sizeof(host)))
+				snprintf(host, sizeof(host), "localhost");
+			host[sizeof(host) - 1] = '\0';
+			snprintf(advertise, sizeof(advertise), "%s:%u", host, o.listen.port);
+		}
+	} else if (o.data_dir) {
 		ret = mcfs_persist_open(o.data_dir, &store);
 		if (ret) {
 			fprintf(stderr, "%s: --data-dir %s: %s\n", PROG, o.data_dir,
@@ -448,6 +530,18 @@ int main(int argc, char **argv)
 		mcfs_err("cannot start the master: %s", strerror(-ret));
 		goto out_free_options;
 	}
+	if (o.etcd) {
+		mcfs_master_set_standby(m, true); /* until elected */
+		ret = mcfs_ha_start(o.etcd, o.cluster ? o.cluster : "mcfs", advertise, &lc.ha);
+		if (ret) {
+			fprintf(stderr, "%s: --etcd %s: %s\n", PROG, o.etcd,
+				ret == -EINVAL ? "bad endpoint list (use HOST:PORT[,HOST:PORT...])"
+					       : strerror(-ret));
+			goto out_destroy_master;
+		}
+		mcfs_info("campaigning for leadership of cluster %s through etcd %s as %s",
+			  o.cluster ? o.cluster : "mcfs", o.etcd, advertise);
+	}
 	if (store) {
 		ret = mcfs_master_attach_store(m, store);
 		if (ret) {
@@ -456,9 +550,11 @@ int main(int argc, char **argv)
 			goto out_destroy_master;
 		}
 	}
-	ret = mcfs_master_serve(m, o.listen.host, o.listen.port, &stop_requested,
-				o.http.off ? NULL : &http_hook);
-	mcfs_http_stop(hc.h);
+	lc.http = o.http.off ? NULL : &o.http;
+	ret = mcfs_master_serve(m, o.listen.host, o.listen.port, &stop_requested, &hook);
+	mcfs_http_stop(lc.h);
+	mcfs_ha_stop(lc.ha);
+	lc.ha = NULL;
 	if (ret) {
 		/* The server or the HTTP hook logged why (e.g. the address is in use). */
 		goto out_destroy_master;
@@ -467,6 +563,7 @@ int main(int argc, char **argv)
 	status = 0;
 
 out_destroy_master:
+	mcfs_ha_stop(lc.ha);
 	mcfs_master_destroy(m);
 out_free_options:
 	mcfs_persist_close(store);

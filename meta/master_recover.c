@@ -496,11 +496,13 @@ static uint8_t reserve_reps(struct mcfs_node *n, const struct mcfs_rec *rec, str
 			if (!n->alloc || rec->rep[i].len < rec->size ||
 			    mcfs_alloc_reserve(n->alloc, rec->rep[i].offset, rec->rep[i].len,
 					       &ext)) {
-				mcfs_warn("node %s reports inode %llu at [%llu, +%llu) which it "
-					  "cannot hold; that replica is dropped",
-					  n->name, (unsigned long long)rec->ino,
-					  (unsigned long long)rec->rep[i].offset,
-					  (unsigned long long)rec->rep[i].len);
+				if (n->report_dropped++ < 5)
+					mcfs_warn(
+					    "node %s reports inode %llu at [%llu, +%llu) which "
+					    "it cannot hold; that replica is dropped",
+					    n->name, (unsigned long long)rec->ino,
+					    (unsigned long long)rec->rep[i].offset,
+					    (unsigned long long)rec->rep[i].len);
 				continue;
 			}
 			rep->page = (uint32_t)(ext.offset / MCFS_ALLOC_ALIGN);
@@ -647,6 +649,10 @@ int mcfs_master_do_report_end(struct mcfs_req *r)
 	n->recovering = false;
 	mcfs_info("node %s (id %llu) reported %llu files; its segment is in use again", n->name,
 		  (unsigned long long)n->id, (unsigned long long)n->reported);
+	if (n->report_dropped)
+		mcfs_warn(
+		    "node %s: %llu reported replicas did not fit its segment and were dropped",
+		    n->name, (unsigned long long)n->report_dropped);
 	expect_done(r->m, n->name);
 	return 0;
 }

@@ -15,6 +15,13 @@
          a factory for a helpers.Cluster: an mcfs-master with a short
          --node-ttl (and master_extra) and n nodes (node-a, node-b, ...) on 127.0.0.1, each
          with its own mount point and segment server port
+  etcd   a started helpers.Etcd (/usr/bin/etcd on free 127.0.0.1 ports, a
+         fresh data dir); skips when etcd is not installed
+  ha_cluster(masters=2, n=3, replicas=None, node_ttl="3s",
+             segment_size="128M", extra=(), master_extra=(), name="mcfs-it")
+         a factory for a helpers.HACluster: an etcd, masters elected through
+         it (the first one the leader, the others standbys) and n nodes
+         that find the leader with --master etcd://127.0.0.1:PORT/NAME
 
 Binaries come from $MCFS_BUILD/bin (default build/). Every node is
 unmounted and its processes stopped by PID at teardown, even when the test
@@ -99,6 +106,55 @@ def cluster(request):
     for c in reversed(clusters):
         for p in c.stop():
             problems.append(f"[cluster {c.tmp}] {p}")
+    if problems:
+        pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
+
+
+def _require_etcd():
+    if not os.access(helpers.ETCD_BIN, os.X_OK):
+        pytest.skip(f"{helpers.ETCD_BIN} is missing: apt-get install etcd-server (tools/deps.sh)")
+
+
+@pytest.fixture
+def etcd(request):
+    _require_etcd()
+    e = helpers.Etcd()
+    _started(request).append(e)
+    try:
+        e.start()
+        yield e
+    finally:
+        problems = e.teardown()
+    if problems:
+        pytest.fail("teardown: " + "; ".join(f"[etcd {e.url}] {p}" for p in problems),
+                    pytrace=False)
+
+
+@pytest.fixture
+def ha_cluster(request):
+    clusters = []
+    started = _started(request)
+
+    def make(masters=2, n=3, replicas=None, node_ttl="3s", segment_size="128M", extra=(),
+             master_extra=(), name="mcfs-it"):
+        _require_etcd()
+        _require_fuse(("mcfs", "mcfs-master"))
+        c = helpers.HACluster(name=name, node_ttl=node_ttl, segment_size=segment_size,
+                              extra=extra, master_extra=master_extra)
+        clusters.append(c)
+        started.append(c)
+        c.start_etcd()
+        c.start_masters(masters)
+        for _ in range(n):
+            c.add_node(replicas=replicas)
+        return c
+
+    yield make
+
+    problems = []
+    for c in reversed(clusters):
+        for p in c.stop():
+            problems.append(f"[ha cluster {c.tmp}] {p}")
     if problems:
         pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
 

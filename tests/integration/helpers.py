@@ -25,6 +25,8 @@ EXIT_TIMEOUT = float(os.environ.get("MCFS_EXIT_TIMEOUT", "30"))
 # A test that runs longer than this has hung (a FUSE request nobody answers):
 # the watchdog kills its daemons so the test fails instead of blocking the run.
 TEST_TIMEOUT = float(os.environ.get("MCFS_TEST_TIMEOUT", "240"))
+# The same for a test on an HACluster (etcd, several masters, takeovers).
+HA_TEST_TIMEOUT = float(os.environ.get("MCFS_HA_TEST_TIMEOUT", str(2 * TEST_TIMEOUT)))
 
 SANITIZER_MARKS = (
     "ERROR: AddressSanitizer",
@@ -702,3 +704,554 @@ def digests(paths, timeout=60):
     for path in paths:
         got.setdefault(path, ("TIMEOUT", -1))
     return got
+
+
+# -- etcd and a highly available cluster (masters elected through etcd) ------
+ETCD_BIN = os.environ.get("MCFS_ETCD", "/usr/bin/etcd")
+
+
+def _http(method, url, body=None, timeout=5.0):
+    """(status, body bytes) of one HTTP request, never through a proxy
+    (an http_proxy in the environment must not see 127.0.0.1). Raises
+    OSError (urllib.error.URLError is one) when nothing answers."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(url, data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with opener.open(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.read()
+    except http.client.HTTPException as e:  # a torn or garbled reply
+        raise OSError(f"{method} {url}: {e!r}") from e
+
+
+def _log_lines(proc, n=5):
+    """The last n lines of a process's log, for an error message."""
+    lines = [ln for ln in proc.text().splitlines() if ln.strip() and not ln.startswith("+ ")]
+    return " | ".join(lines[-n:])
+
+
+class Etcd:
+    """A one-member etcd (/usr/bin/etcd, Debian's etcd-server) on two free
+    127.0.0.1 ports (client and peer) with a fresh data dir (on /dev/shm
+    when it can: etcd fsyncs every write). url is http://127.0.0.1:PORT,
+    endpoint 127.0.0.1:PORT.
+
+    kill() is kill -9, stop() is SIGTERM (both by PID, waiting for the
+    exit), restart() starts it again on the same ports and the same data
+    dir. Every process it ran is kept (incarnations) with its own log so
+    that a failure report shows them all; teardown() stops it by PID and
+    removes its files. put()/get()/range() speak the v3 JSON gateway."""
+
+    mode = "etcd"  # for the log sections of a failure report
+
+    def __init__(self, tmp=None, name="etcd"):
+        if not os.access(ETCD_BIN, os.X_OK):
+            raise RuntimeError(f"{ETCD_BIN} is missing (apt-get install etcd-server)")
+        self.name = name
+        self.own_tmp = tmp is None
+        self.tmp = tempfile.mkdtemp(prefix="mcfs-etcd-", dir="/tmp") if tmp is None else tmp
+        self.mnt = self.tmp  # what a failure report names
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.data_root = tempfile.mkdtemp(prefix="mcfs-etcd-data-", dir=shm or self.tmp)
+        self.data_dir = os.path.join(self.data_root, "data")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.endpoint = f"127.0.0.1:{self.client_port}"
+        self.url = f"http://{self.endpoint}"
+        self.peer_url = f"http://127.0.0.1:{self.peer_port}"
+        self.incarnations = []  # Proc per start, newest last
+        self.down_on_purpose = False  # kill()/stop() by the test
+        self.stopped = False  # SIGSTOPped and not yet continued
+
+    @property
+    def proc(self):
+        return self.incarnations[-1] if self.incarnations else None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    def argv(self):
+        return [ETCD_BIN, "--name", self.name, "--data-dir", self.data_dir,
+                "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                "--listen-peer-urls", self.peer_url,
+                "--initial-advertise-peer-urls", self.peer_url,
+                "--initial-cluster", f"{self.name}={self.peer_url}",
+                "--initial-cluster-state", "new", "--logger", "zap"]
+
+    def procs(self):
+        return list(self.incarnations)
+
+    def alive(self):
+        return self.proc is not None and self.proc.alive()
+
+    def start(self, timeout=None):
+        """Start etcd (again: same ports, same data dir) and wait until it
+        serves: /health says true and a range read works."""
+        if self.alive():
+            raise RuntimeError(f"etcd is still running (pid {self.pid})")
+        n = len(self.incarnations)
+        p = Proc("etcd" + (f" (start {n + 1})" if n else ""), self.argv(),
+                 os.path.join(self.tmp, f"etcd.{n}.log"))
+        self.incarnations.append(p)
+        self.down_on_purpose = False
+        self.stopped = False
+        self.wait_ready(MOUNT_TIMEOUT if timeout is None else timeout)
+        return self
+
+    def restart(self, timeout=None):
+        """Start again on the same ports and data dir (SIGTERM first when
+        it is still running)."""
+        if self.alive():
+            self.stop()
+        return self.start(timeout)
+
+    def ready(self):
+        """True when etcd has a leader and answers a range read."""
+        import json
+
+        try:
+            status, body = _http("GET", self.url + "/health", timeout=2)
+            if status != 200 or json.loads(body).get("health") not in ("true", True):
+                return False
+            status, _ = _http("POST", self.url + "/v3/kv/range",
+                              json.dumps({"key": _b64("mcfs-probe")}).encode(), timeout=2)
+            return status == 200
+        except (OSError, ValueError):
+            return False
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            p = self.proc
+            if not p.alive():
+                raise RuntimeError(f"etcd exited with {p.proc.returncode} before serving on "
+                                   f"{self.url}: {_log_lines(p)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd not serving on {self.url} after {timeout:.0f}s: "
+                                   f"{_log_lines(p)}")
+            time.sleep(0.1)
+
+    def kill(self):
+        """kill -9 by PID and wait for it."""
+        self.cont()
+        self.down_on_purpose = True
+        if self.proc is not None:
+            self.proc.kill()
+
+    def stop(self, timeout=10):
+        """SIGTERM by PID and wait for the exit (SIGKILL after timeout).
+        Returns a problem string or None."""
+        self.cont()
+        self.down_on_purpose = True
+        return self.proc.terminate(timeout) if self.proc is not None else None
+
+    def pause(self):
+        """SIGSTOP: the sockets stay open, nothing answers."""
+        os.kill(self.pid, signal.SIGSTOP)
+        self.stopped = True
+
+    def cont(self):
+        if self.stopped and self.alive():
+            os.kill(self.pid, signal.SIGCONT)
+        self.stopped = False
+
+    # -- the v3 JSON gateway (keys and values are base64 in JSON) ----------
+    def _call(self, path, req, timeout=5):
+        import json
+
+        status, body = _http("POST", self.url + path, json.dumps(req).encode(), timeout)
+        if status != 200:
+            raise RuntimeError(f"etcd {path}: HTTP {status}: {body[:300]!r}")
+        return json.loads(body)
+
+    def put(self, key, value):
+        """Store value (str or bytes) at key; returns the new revision."""
+        r = self._call("/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
+        return int(r["header"]["revision"])
+
+    def get(self, key):
+        """The value (bytes) at key, or None."""
+        kvs = self._call("/v3/kv/range", {"key": _b64(key)}).get("kvs", [])
+        return _unb64(kvs[0].get("value", "")) if kvs else None
+
+    def range(self, prefix):
+        """{key (str): value (bytes)} of every key starting with prefix."""
+        p = prefix.encode() if isinstance(prefix, str) else prefix
+        end = bytearray(p)
+        while end and end[-1] == 0xFF:
+            end.pop()
+        if end:
+            end[-1] += 1
+        req = {"key": _b64(p), "range_end": _b64(bytes(end) if end else b"\0")}
+        kvs = self._call("/v3/kv/range", req).get("kvs", [])
+        return {_unb64(kv["key"]).decode("utf-8", "replace"): _unb64(kv.get("value", ""))
+                for kv in kvs}
+
+    def teardown(self):
+        """Stop by PID, close the logs, remove the data dir (and the temp
+        dir when it made its own). Never raises; returns the problems."""
+        problems = []
+        try:
+            self.cont()
+            p = self.proc
+            if p is not None:
+                if not p.alive() and not self.down_on_purpose and not p.killed:
+                    problems.append(f"etcd died during the test (exit {p.proc.returncode})")
+                elif p.alive():
+                    t = p.terminate()
+                    if t:
+                        problems.append(t)
+                    elif p.proc.returncode not in (0, -signal.SIGTERM):
+                        problems.append(f"etcd exited with {p.proc.returncode} on SIGTERM")
+        finally:
+            for q in self.incarnations:
+                q.kill()
+                q.close_log()
+            shutil.rmtree(self.data_root, ignore_errors=True)
+            if self.own_tmp:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        return problems
+
+
+def _b64(s):
+    import base64
+
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def _unb64(s):
+    import base64
+
+    return base64.b64decode(s)
+
+
+# Roles GET /role answers (docs/cluster.md, "Monitoring").
+LEADER = "leader"
+STANDBY = "standby"
+
+
+class HAMaster:
+    """One mcfs-master of an HACluster: its own --listen and --http ports,
+    campaigning through the cluster's etcd. It can be killed (kill -9),
+    stopped and continued (SIGSTOP/SIGCONT) and started again on the same
+    ports; every process it ran is kept (incarnations) for the report.
+    may_exit: the test accepts that it exits on its own (e.g. a deposed
+    leader that quits); a crash (a signal) is still a problem."""
+
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        self.name = name
+        self.listen_port = free_port()
+        self.http_port = free_port()
+        self.addr = f"127.0.0.1:{self.listen_port}"
+        self.incarnations = []
+        self.stopped = False
+        self.may_exit = False
+        self.failed_start = None  # the incarnation whose start() raised (reported then)
+
+    def __repr__(self):
+        return f"<{self.name} rpc {self.addr} http {self.http_port}>"
+
+    @property
+    def proc(self):
+        return self.incarnations[-1] if self.incarnations else None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    def argv(self):
+        c = self.cluster
+        return [binary("mcfs-master"),
+                "--listen", self.addr, "--http", f"127.0.0.1:{self.http_port}",
+                "--etcd", c.etcd.url, "--cluster", c.name, "--advertise", self.addr,
+                "--node-ttl", c.node_ttl] + c.master_extra
+
+    def start(self):
+        """Start (again, same ports) and wait for its HTTP port: a standby
+        serves /role, maybe not RPC."""
+        if self.alive():
+            raise RuntimeError(f"{self.name} is still running (pid {self.pid})")
+        n = len(self.incarnations)
+        p = Proc(f"mcfs-master {self.name}" + (f" (start {n + 1})" if n else ""), self.argv(),
+                 os.path.join(self.cluster.tmp, f"{self.name}.{n}.log"))
+        self.incarnations.append(p)
+        self.stopped = False
+        try:
+            wait_port(self.http_port, p.proc, MOUNT_TIMEOUT, f"mcfs-master {self.name}")
+        except RuntimeError as e:
+            self.failed_start = p
+            time.sleep(0.1)  # let the log catch up
+            raise RuntimeError(f"{e}: {_log_lines(p)}") from None
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.alive()
+
+    def role(self, timeout=2.0):
+        """GET /role, stripped ("leader", "standby", ...), or None when it
+        does not answer (dead, stopped, not listening yet)."""
+        try:
+            status, body = _http("GET", f"http://127.0.0.1:{self.http_port}/role",
+                                 timeout=timeout)
+        except OSError:
+            return None
+        return body.decode("utf-8", "replace").strip() if status == 200 else None
+
+    def health(self, timeout=2.0):
+        """The HTTP status of GET /health (200 serving as leader, 503
+        otherwise), or None when it does not answer."""
+        try:
+            return _http("GET", f"http://127.0.0.1:{self.http_port}/health", timeout=timeout)[0]
+        except OSError:
+            return None
+
+    def kill(self):
+        if self.proc is not None:
+            if self.stopped:
+                self.cont()
+            self.proc.kill()
+
+    def stop(self):
+        os.kill(self.pid, signal.SIGSTOP)
+        self.stopped = True
+
+    def cont(self):
+        if self.stopped and self.alive():
+            os.kill(self.pid, signal.SIGCONT)
+        self.stopped = False
+
+    def teardown(self):
+        """SIGTERM by PID and check the exit. Never raises."""
+        problems = []
+        p = self.proc
+        if p is None:
+            return problems
+        try:
+            self.cont()
+            if not p.alive() and not p.killed:
+                rc = p.proc.returncode
+                if p is self.failed_start:
+                    pass  # the test failed on it already
+                elif not self.may_exit:
+                    problems.append(f"{self.name}: mcfs-master died during the test (exit {rc})")
+                elif rc < 0:
+                    problems.append(f"{self.name}: mcfs-master killed by signal {-rc}")
+            elif p.alive():
+                t = p.terminate()
+                if t:
+                    problems.append(f"{self.name}: {t}")
+                elif p.proc.returncode not in (0, -signal.SIGTERM):
+                    problems.append(f"{self.name}: mcfs-master exited with "
+                                    f"{p.proc.returncode} on SIGTERM")
+        finally:
+            for q in self.incarnations:
+                q.kill()
+                q.close_log()
+                if sanitizer_report(q.text()):
+                    problems.append(f"{q.name}: sanitizer report in its log")
+        return problems
+
+
+class HAClusterNode(ClusterNode):
+    """A ClusterNode that finds its master through etcd
+    (--master etcd://HOST:PORT/NAME) and follows leader changes."""
+
+    def argv(self):
+        args = super().argv()
+        args[args.index("--master") + 1] = self.cluster.master_url
+        return args
+
+
+class HACluster:
+    """A highly available cluster on 127.0.0.1 under one temp dir: one etcd
+    (Etcd), masters master-0, master-1, ... (each with its own --listen and
+    --http ports, --etcd, --cluster name, --advertise its RPC address,
+    --node-ttl short) and nodes node-a, node-b, ... with --master
+    etcd://127.0.0.1:PORT/NAME. The same shape as Cluster (nodes, node(),
+    add_node(), procs(), stop()) so that the tests' helpers work on both.
+
+    stop() tears everything down by PID whatever state the test left it in
+    (killed, SIGSTOPped, etcd down): the nodes first (unmounted), then the
+    standbys, the leader, and etcd last."""
+
+    mode = "ha cluster"  # for the log sections of a failure report
+
+    def __init__(self, name="mcfs-it", node_ttl="3s", segment_size="128M", extra=(),
+                 master_extra=(), timeout=None):
+        self.name = name
+        self.node_ttl = node_ttl
+        self.segment_size = segment_size
+        self.extra = list(extra)
+        self.master_extra = list(master_extra)
+        self.tmp = tempfile.mkdtemp(prefix="mcfs-ha-", dir="/tmp")
+        self.mnt = self.tmp  # what the failure report names
+        self.master_port = None  # no fixed master: ClusterNode.argv is rewritten
+        self.etcd = None
+        self.masters = []
+        self.nodes = []
+        self.timed_out = False
+        self.timeout = HA_TEST_TIMEOUT if timeout is None else timeout
+        self._watchdog = threading.Timer(self.timeout, self._hung)
+        self._watchdog.daemon = True
+
+    @property
+    def master_url(self):
+        return f"etcd://{self.etcd.endpoint}/{self.name}"
+
+    # -- start -------------------------------------------------------------
+    def start_etcd(self):
+        self.etcd = Etcd(tmp=self.tmp)
+        if not self._watchdog.is_alive():
+            self._watchdog.start()
+        self.etcd.start()
+        return self.etcd
+
+    def add_master(self, start=True):
+        for b in ("mcfs", "mcfs-master"):
+            if not os.access(binary(b), os.X_OK):
+                raise RuntimeError(f"{binary(b)} is missing: build first "
+                                   f"(MCFS_BUILD={build_dir()})")
+        m = HAMaster(self, f"master-{len(self.masters)}")
+        self.masters.append(m)
+        if start:
+            m.start()
+        return m
+
+    def start_masters(self, count, timeout=60):
+        """Start count masters one after the other: the first must become
+        the leader, each later one a standby."""
+        for i in range(count):
+            m = self.add_master()
+            if i == 0:
+                self.wait_leader(timeout)
+            else:
+                wait_for(lambda: m.role() == STANDBY or (not m.alive() and "exited"), timeout,
+                         f"{m.name} to answer /role {STANDBY}")
+                if not m.alive():
+                    raise RuntimeError(f"{m.name} exited with {m.proc.proc.returncode}: "
+                                       f"{_log_lines(m.proc)}")
+        return self
+
+    def add_node(self, name=None, replicas=None, extra=(), start=True):
+        name = name or f"node-{chr(ord('a') + len(self.nodes))}"
+        n = HAClusterNode(self, name, free_port(), replicas, extra)
+        self.nodes.append(n)
+        if start:
+            n.start()
+        return n
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    # -- roles -------------------------------------------------------------
+    def role(self, m):
+        """m's GET /role, or None when it does not answer."""
+        return m.role()
+
+    def leaders(self):
+        """The masters (running and not stopped) whose /role is leader."""
+        return [m for m in self.masters if m.alive() and not m.stopped and m.role() == LEADER]
+
+    def leader(self):
+        """The one master whose /role is leader; None when there is none
+        (or, split brain, more than one)."""
+        ls = self.leaders()
+        return ls[0] if len(ls) == 1 else None
+
+    def standbys(self):
+        return [m for m in self.masters if m.alive() and not m.stopped and m.role() == STANDBY]
+
+    def wait_leader(self, timeout=60, exclude=()):
+        """Poll until exactly one master answers leader (not one of exclude,
+        a master or a list of them) and return it."""
+        exclude = [exclude] if isinstance(exclude, HAMaster) else list(exclude)
+
+        def one():
+            ls = self.leaders()
+            return ls[0] if len(ls) == 1 and ls[0] not in exclude else None
+
+        try:
+            return wait_for(one, timeout, "one master to answer /role leader"
+                            + (f" (not {', '.join(m.name for m in exclude)})" if exclude else ""))
+        except AssertionError as e:
+            seen = ", ".join(f"{m.name}: {m.role() if m.alive() and not m.stopped else 'down'}"
+                             for m in self.masters)
+            raise AssertionError(f"{e}; roles now: {seen}") from None
+
+    def kill_master(self, m):
+        """kill -9 a master (by PID); its processes stay for the report."""
+        m.kill()
+
+    def restart_master(self, m):
+        """Start m again on the same ports with the same options."""
+        return m.start()
+
+    def stop_master(self, m):
+        """SIGSTOP: its sockets stay open, nothing answers."""
+        m.stop()
+
+    def cont_master(self, m):
+        m.cont()
+
+    # -- stop --------------------------------------------------------------
+    def procs(self):
+        out = list(self.etcd.incarnations) if self.etcd is not None else []
+        for m in self.masters:
+            out += m.incarnations
+        for n in self.nodes:
+            out += n.incarnations
+        return out
+
+    def _hung(self):
+        self.timed_out = True
+        for x in self.nodes + self.masters + ([self.etcd] if self.etcd else []):
+            try:
+                x.cont()
+            except OSError:
+                pass
+        for p in self.procs():
+            p.kill()
+
+    def stop(self):
+        problems = []
+        self._watchdog.cancel()
+        if self.timed_out:
+            problems.append(f"test ran past {self.timeout:.0f}s (hung?); daemons were killed")
+        try:
+            # Continue everything first: a stopped master or node would hold
+            # up the clean unmounts.
+            for x in self.nodes + self.masters + ([self.etcd] if self.etcd else []):
+                try:
+                    x.cont()
+                except OSError:
+                    pass
+            for n in reversed(self.nodes):
+                problems += n.teardown()
+            # Standbys before the leader: no needless takeover on the way out.
+            leader = [m for m in self.masters if m.alive() and m.role() == LEADER]
+            for m in [m for m in self.masters if m not in leader] + leader:
+                problems += m.teardown()
+            if self.etcd is not None:
+                problems += self.etcd.teardown()
+        finally:
+            for p in self.procs():
+                p.kill()
+                p.close_log()
+            still = [n.mnt for n in self.nodes if is_mounted(n.mnt)]
+            if still:
+                problems.append(f"still mounted: {' '.join(still)}; temp dir left in place")
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            if self.etcd is not None:
+                shutil.rmtree(self.etcd.data_root, ignore_errors=True)
+        return problems
