@@ -67,6 +67,7 @@ struct mcfs_fh {
 
 	/* The published version this handle reads, and the base a write copies. */
 	uint64_t version;
+	uint64_t held_ino, held_version; /* the read hold it took (vhold_ref), 0 when none */
 	uint64_t size;
 	const uint8_t *data; /* its local replica, NULL when size is 0 */
 	bool base_dropped;   /* truncated: a new put starts empty */
@@ -429,6 +430,133 @@ static void mcfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 
 /* ---- handles: versions, leases, puts ---- */
 
+/*
+ * The versions this node's handles read, and the read holds the master
+ * gave for them (GET, PUT_END: meta/master_hold.c). When the last handle on
+ * a version closes, the holds acquired for it are given back (RELEASE, sent
+ * by the lease thread), so the master frees a replaced or unlinked version
+ * at once instead of when its lease runs out. n->lock.
+ */
+struct mcfs_vhold {
+	struct {
+		uint64_t ino;
+		uint64_t version;
+	} key;
+	uint32_t refs;	     /* handles reading it */
+	uint32_t acq;	     /* holds acquired since it was last released */
+	uint32_t to_release; /* queued for the next RELEASE */
+	bool queued;
+	struct mcfs_vhold *qnext;
+	UT_hash_handle hh;
+};
+
+static struct mcfs_vhold *vhold_find(struct mcfs_node *n, uint64_t ino, uint64_t version)
+{
+	struct mcfs_vhold *v, key;
+
+	memset(&key.key, 0, sizeof(key.key));
+	key.key.ino = ino;
+	key.key.version = version;
+	HASH_FIND(hh, n->vholds, &key.key, sizeof(key.key), v);
+	return v;
+}
+
+/* fh reads (ino, version) now; acquired: the master just gave a hold for it. */
+static void vhold_ref(struct mcfs_fh *fh, uint64_t ino, uint64_t version, bool acquired)
+{
+	struct mcfs_node *n = fh->n;
+	struct mcfs_vhold *v;
+
+	if (!version)
+		return;
+	pthread_mutex_lock(&n->lock);
+	v = vhold_find(n, ino, version);
+	if (!v) {
+		v = calloc(1, sizeof(*v));
+		if (v) {
+			v->key.ino = ino;
+			v->key.version = version;
+			HASH_ADD(hh, n->vholds, key, sizeof(v->key), v);
+			if (!v->hh.tbl) {
+				free(v);
+				v = NULL;
+			}
+		}
+	}
+	if (v) {
+		v->refs++;
+		v->acq += acquired;
+		fh->held_ino = ino;
+		fh->held_version = version;
+	}
+	/* Out of memory: the hold just lasts until its lease ends. */
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* fh no longer reads the version it held. */
+static void vhold_unref(struct mcfs_fh *fh)
+{
+	struct mcfs_node *n = fh->n;
+	struct mcfs_vhold *v;
+
+	if (!fh->held_version)
+		return;
+	pthread_mutex_lock(&n->lock);
+	v = vhold_find(n, fh->held_ino, fh->held_version);
+	if (v && v->refs && !--v->refs) {
+		v->to_release += v->acq;
+		v->acq = 0;
+		if (v->to_release && !v->queued) {
+			v->queued = true;
+			v->qnext = n->release_q;
+			n->release_q = v;
+		} else if (!v->queued) {
+			HASH_DEL(n->vholds, v);
+			free(v);
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	fh->held_ino = fh->held_version = 0;
+}
+
+/* Lease thread: give back the holds of versions no handle reads any more. */
+static void release_run(struct mcfs_node *n)
+{
+	struct mcfs_buf list;
+	struct mcfs_vhold *v;
+	struct call c;
+
+	mcfs_buf_init(&list);
+	pthread_mutex_lock(&n->lock);
+	while ((v = n->release_q)) {
+		n->release_q = v->qnext;
+		v->queued = false;
+		mcfs_buf_put_u64(&list, v->key.ino);
+		mcfs_buf_put_u64(&list, v->key.version);
+		mcfs_buf_put_u32(&list, v->to_release);
+		v->to_release = 0;
+		if (!v->refs && !v->acq) {
+			HASH_DEL(n->vholds, v);
+			free(v);
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	for (size_t off = 0; off < list.len && !list.oom;) {
+		size_t len = list.len - off;
+
+		if (len > (1u << 20) / MCFS_RELEASE_ENTRY * MCFS_RELEASE_ENTRY)
+			len = (1u << 20) / MCFS_RELEASE_ENTRY * MCFS_RELEASE_ENTRY;
+		call_init(&c, MCFS_MSG_RELEASE);
+		c.req.value.p = list.data + off;
+		c.req.value.len = (uint32_t)len;
+		/* On failure the holds end with their leases, as without RELEASE. */
+		(void)call_run(n, &c);
+		call_fini(&c);
+		off += len;
+	}
+	mcfs_buf_fini(&list);
+}
+
 static void lease_add(struct mcfs_fh *fh)
 {
 	struct mcfs_node *n = fh->n;
@@ -639,7 +767,11 @@ static int fh_load(struct mcfs_fh *fh)
 		ret = call_run(fh->n, &c);
 	}
 	if (!ret) {
+		vhold_unref(fh);
+		vhold_ref(fh, fh->ino, c.resp.attr.version, true);
 		ret = fh_set_version(fh, &c.resp);
+		if (ret)
+			vhold_unref(fh);
 		in->attr.ino = in->ino;
 	} else if (ret == -ENOENT) {
 		ret = -ESTALE; /* the kernel looks the path up again and retries */
@@ -1156,6 +1288,8 @@ static int fh_publish(struct mcfs_fh *fh)
 		(void)mcfs_catalog_apply(n->cat, c.resp.value.p, c.resp.value.len);
 	lease_del(fh);
 	fh->in->attr = c.resp.attr;
+	vhold_unref(fh); /* the version it read before, if any */
+	vhold_ref(fh, fh->ino, c.resp.attr.version, true);
 	fh->version = c.resp.attr.version;
 	fh->size = fh->len;
 	fh->data = fh->len ? fh->stage : NULL;
@@ -1205,6 +1339,7 @@ static void fh_free(struct mcfs_fh *fh)
 
 	stage_drop(fh);
 	lease_del(fh); /* after stage_drop, which may list it again */
+	vhold_unref(fh);
 	if (fh->cached)
 		in->cache_users--;
 	if (in->writer == fh)
@@ -2235,6 +2370,16 @@ void mcfs_fs_fini(struct mcfs_node *n)
 		free(in->name);
 		free(in);
 	}
+	{
+		struct mcfs_vhold *v, *vtmp;
+
+		HASH_ITER(hh, n->vholds, v, vtmp)
+		{
+			HASH_DEL(n->vholds, v);
+			free(v);
+		}
+		n->release_q = NULL;
+	}
 	LL_FOREACH_SAFE(n->invals, iv, ivtmp)
 	free(iv);
 	n->invals = NULL;
@@ -2333,6 +2478,11 @@ static void *lease_main(void *arg)
 		if (n->stopping)
 			break;
 		inval_run(n);
+		if (n->release_q) {
+			pthread_mutex_unlock(&n->lock);
+			release_run(n);
+			pthread_mutex_lock(&n->lock);
+		}
 		pthread_mutex_unlock(&n->lock);
 		/* An eviction round in progress asks to run again at once: a few steps, then yield. */
 		for (int steps = 0; steps < 16 && mcfs_mc_tick(n->mc) == 0; steps++)

@@ -62,8 +62,10 @@ struct mcfs_node {
 	pthread_t lease_thread;
 	bool stopping;
 	pthread_cond_t stop_cond;
-	uint64_t lease_ms;	   /* what the master grants; renewals run at a third of it */
-	struct mcfs_inval *invals; /* kernel entries to drop, off the FUSE thread */
+	uint64_t lease_ms;	      /* what the master grants; renewals run at a third of it */
+	struct mcfs_inval *invals;    /* kernel entries to drop, off the FUSE thread */
+	struct mcfs_vhold *vholds;    /* uthash: versions our handles read (fs.c) */
+	struct mcfs_vhold *release_q; /* their holds to give back (RELEASE) */
 
 	const struct mcfs_xport_ops *xops;
 	struct mcfs_xport_server *srv; /* serves our segment to peers, NULL without --listen */

@@ -178,6 +178,7 @@ void mcfs_master_destroy(struct mcfs_master *m)
 	mcfs_buf_fini(&m->batch);
 	mcfs_buf_fini(&m->rec);
 	mcfs_master_expect_free(m);
+	mcfs_master_holds_free(m);
 	explicit_bzero(m->grant_secret, sizeof(m->grant_secret));
 	free(m);
 }
@@ -237,7 +238,8 @@ void mcfs_master_obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj
 		return;
 	}
 	mcfs_master_mark_obj(m, ino, obj); /* its holders drop it from their catalogs */
-	if (obj->lease_ms <= now_ms) {
+	if (!mcfs_master_held(m, ino, obj->version, now_ms)) {
+		/* Nobody reads it (holds, master_hold.c): its space is free at once. */
 		obj_release(m, obj);
 		return;
 	}
@@ -258,6 +260,13 @@ void mcfs_master_obj_retire(struct mcfs_master *m, uint64_t ino, struct mcfs_obj
 		 (unsigned long long)ino, (unsigned long long)obj->version,
 		 (unsigned long long)obj->size);
 	mcfs_obj_fini(obj);
+}
+
+void mcfs_master_retired_free(struct mcfs_master *m, struct mcfs_retired *rt)
+{
+	HASH_DEL(m->retired, rt);
+	obj_release(m, &rt->obj);
+	free(rt);
 }
 
 static struct mcfs_retired *retired_find(struct mcfs_master *m, uint64_t ino, uint64_t version)
@@ -367,6 +376,7 @@ static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *
 	struct mcfs_inode *in;
 	size_t pos = 0, lost = 0, kept = 0, failed = 0;
 
+	mcfs_master_hold_strip(m, n->id);
 	HASH_ITER(hh, m->puts, p, ptmp)
 	{
 		if (p->node_id == n->id) {
@@ -1374,6 +1384,11 @@ static int do_put_end(struct mcfs_req *r)
 		p->rep[i].has_range = false;
 	put_free(m, p);
 	fill_attr(&r->out->attr, in);
+	/*
+	 * The writer's handle goes on reading it: a hold (no read lease, which
+	 * would keep a new object from eviction).
+	 */
+	mcfs_master_hold(m, in->ino, obj->version, r->caller, r->now_ms, true);
 	mcfs_ns_changed(&m->ns, in); /* the holders' catalogs */
 	if (r->node->syncs) {
 		/* The writer's record now: a failover right after close() loses nothing. */
@@ -1529,6 +1544,7 @@ static int do_get(struct mcfs_req *r)
 	if (!obj->version)
 		return 0; /* the creator's own pending file: nothing to read yet */
 	lease_extend(r, obj);
+	mcfs_master_hold(r->m, in->ino, obj->version, r->caller, r->now_ms, true);
 	touch(r, in);
 	r->out->crc = obj->crc;
 	r->out->lease_ms = r->m->conf.lease_ms;
@@ -1556,6 +1572,7 @@ static int do_lease(struct mcfs_req *r)
 	if (!obj)
 		return -ENOENT;
 	lease_extend(r, obj);
+	mcfs_master_hold(r->m, q->ino, q->version, r->caller, r->now_ms, false);
 	r->out->lease_ms = r->m->conf.lease_ms;
 	obj_replicas(r, obj);
 	return 0;
@@ -1772,6 +1789,7 @@ static const struct op ops[] = {
     [MCFS_MSG_SYNC] = {mcfs_master_do_sync, false},
     [MCFS_MSG_REPORT] = {mcfs_master_do_report, false},
     [MCFS_MSG_REPORT_END] = {mcfs_master_do_report_end, false},
+    [MCFS_MSG_RELEASE] = {mcfs_master_do_release, false},
 };
 
 /* Run request q and append its response to out. 0, or -ENOMEM when nothing could be appended. */
@@ -1942,14 +1960,15 @@ uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 
 	mcfs_master_store_check(m, true);
 	mcfs_master_rebuild_tick(m, now_ms);
+	mcfs_master_hold_expire(m, now_ms);
 
 	HASH_ITER(hh, m->retired, rt, tmp)
 	{
-		if (rt->obj.lease_ms <= now_ms) {
+		if (!mcfs_master_held(m, rt->key.ino, rt->key.version, now_ms)) {
 			obj_release(m, &rt->obj);
 			HASH_DEL(m->retired, rt);
 			free(rt);
-		} else if (rt->obj.lease_ms - now_ms < next) {
+		} else if (rt->obj.lease_ms > now_ms && rt->obj.lease_ms - now_ms < next) {
 			next = rt->obj.lease_ms - now_ms;
 		}
 	}

@@ -40,6 +40,23 @@ struct mcfs_node {
 	uint64_t report_dropped;  /* reported replicas that could not be placed */
 };
 
+/* Read holds on one version (master_hold.c). */
+struct mcfs_hold_node {
+	uint64_t node_id;
+	uint64_t until_ms; /* monotonic: the hold ends then unless renewed */
+	uint32_t count;	   /* acquisitions (GET, PUT_END) not yet released */
+};
+
+struct mcfs_hold {
+	struct {
+		uint64_t ino;
+		uint64_t version;
+	} key;
+	uint32_t n, cap;
+	struct mcfs_hold_node *v;
+	UT_hash_handle hh;
+};
+
 /* A node the store says was registered, awaited after a restart. */
 struct mcfs_expect {
 	uint64_t key; /* mcfs_master_node_key() of its name */
@@ -120,6 +137,7 @@ struct mcfs_master {
 	struct mcfs_put *puts; /* owned, uthash by id */
 	uint64_t last_put_id;
 	struct mcfs_retired *retired; /* owned, uthash by (ino, version) */
+	struct mcfs_hold *holds;      /* owned, uthash by (ino, version): who reads what */
 	struct mcfs_dropped *dropped; /* owned list */
 	uint64_t last_version;
 	uint8_t grant_secret[MCFS_GRANT_SECRET_LEN]; /* signs every grant; HELLO hands it out */
@@ -199,6 +217,17 @@ void mcfs_master_rec(struct mcfs_master *m, uint64_t ino, uint64_t node_id, uint
 int mcfs_master_do_sync(struct mcfs_req *r);
 int mcfs_master_do_report(struct mcfs_req *r);
 int mcfs_master_do_report_end(struct mcfs_req *r);
+/* Read holds (master_hold.c). */
+void mcfs_master_hold(struct mcfs_master *m, uint64_t ino, uint64_t version, uint64_t node_id,
+		      uint64_t now_ms, bool acquire);
+bool mcfs_master_held(struct mcfs_master *m, uint64_t ino, uint64_t version, uint64_t now_ms);
+int mcfs_master_do_release(struct mcfs_req *r);
+void mcfs_master_hold_strip(struct mcfs_master *m, uint64_t node_id);
+void mcfs_master_hold_expire(struct mcfs_master *m, uint64_t now_ms);
+void mcfs_master_holds_free(struct mcfs_master *m);
+/* Free a retired version now (its space, its entry). */
+void mcfs_master_retired_free(struct mcfs_master *m, struct mcfs_retired *rt);
+
 /* Registered (with a catalog), or gone for good (BYE): the store's node list. */
 void mcfs_master_node_stored(struct mcfs_master *m, const struct mcfs_node *n, bool present);
 /* Still rebuilding: some node of the last run has not reported and the grace has not passed. */

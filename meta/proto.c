@@ -89,6 +89,7 @@ static const struct schema schemas[] = {
     [MCFS_MSG_SYNC] = {"SYNC", S(F_COUNT), S(F_COUNT, F_FLAGS, F_VALUE)},
     [MCFS_MSG_REPORT] = {"REPORT", S(F_COUNT, F_VALUE), S(F_COUNT)},
     [MCFS_MSG_REPORT_END] = {"REPORT_END", S(F_COUNT), NONE},
+    [MCFS_MSG_RELEASE] = {"RELEASE", S(F_VALUE), S(F_COUNT)},
 };
 
 #define NTYPES (sizeof(schemas) / sizeof(schemas[0]))

@@ -70,7 +70,11 @@ enum mcfs_msg_type {
 	MCFS_MSG_SYNC = 41,	  /* changes to the records of the caller's replicas */
 	MCFS_MSG_REPORT = 42,	  /* after HELLO to a master that restarted: what we hold */
 	MCFS_MSG_REPORT_END = 43, /* the report is complete: the segment may be allocated */
+	MCFS_MSG_RELEASE = 44,	  /* the caller's last readers of these versions closed */
 };
+
+/* RELEASE value: entries of u64 ino, u64 version, u32 count (holds acquired by GET/PUT_END) */
+#define MCFS_RELEASE_ENTRY 20
 
 /* HELLO request flags */
 #define MCFS_HELLO_REPORT 0x1 /* keeps a catalog (SYNC) and reports it (REPORT) */

@@ -196,12 +196,9 @@ def test_trace_limit_speed_keep(scratch, tmp_path):
     assert all((run / f).stat().st_size == 4096 for f in files)
 
 
-# Known mcfs bugs this stress finds (reported with the bench): racing in-place
-# rewrites, unlinks and renames of three keys get ESTALE from stat/open; the
-# replaced versions fill the segment (ENOSPC) until their leases end, and a
-# failed put then deadlocks the daemon (notify_inval_entry from the session
-# loop). Not strict: it passes when the race is not hit.
-@pytest.mark.xfail(strict=False, reason="mcfs: ESTALE / ENOSPC / deadlock under racing in-place rewrites")
+# Racing in-place rewrites, unlinks and renames of three keys: once this
+# found ESTALE from stat/open, replaced versions filling the segment until
+# their leases ended (ENOSPC), and a deadlock after a failed put.
 def test_stress_inplace_on_mount(mnt, tmp_path):
     """Rewrites in place, racing readers: mcfs publishes a file whole at close."""
     _, _, doc = bench("stress", "--dir", mnt, "--duration", "1s", "--threads", 3, "--keys", 3,

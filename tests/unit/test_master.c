@@ -270,8 +270,26 @@ static int put_grow(struct mcfs_master_sess *s, uint64_t put_id, uint64_t cap, s
 	return call(s, &q, r);
 }
 
-static int put_end(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
-		   struct mcfs_attr *a)
+/* RELEASE count holds of s on (ino, version). Returns the status; *done (may be NULL) the count. */
+static int release(struct mcfs_master_sess *s, uint64_t ino, uint64_t version, uint32_t count)
+{
+	struct mcfs_msg q = M(MCFS_MSG_RELEASE), r;
+	uint8_t v[MCFS_RELEASE_ENTRY];
+
+	for (int i = 0; i < 8; i++) {
+		v[i] = (uint8_t)(ino >> (8 * i));
+		v[8 + i] = (uint8_t)(version >> (8 * i));
+	}
+	for (int i = 0; i < 4; i++)
+		v[16 + i] = (uint8_t)(count >> (8 * i));
+	q.value.p = v;
+	q.value.len = sizeof(v);
+	return call(s, &q, &r);
+}
+
+/* PUT_END by a writer that then closes its handle (its hold released), as most do. */
+static int put_end_keep(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
+			struct mcfs_attr *a)
 {
 	struct mcfs_msg q = M(MCFS_MSG_PUT_END), r;
 	int ret;
@@ -282,6 +300,20 @@ static int put_end(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, u
 	ret = call(s, &q, &r);
 	if (!ret && a)
 		*a = r.attr;
+	return ret;
+}
+
+static int put_end(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
+		   struct mcfs_attr *a)
+{
+	struct mcfs_attr at;
+	int ret = put_end_keep(s, put_id, size, crc, &at);
+
+	if (!ret) {
+		cr_assert_eq(release(s, at.ino, at.version, 1), 0);
+		if (a)
+			*a = at;
+	}
 	return ret;
 }
 
@@ -2977,4 +3009,84 @@ Test(master, statfs_sums_live_nodes_and_tick_wakes_for_the_next_ttl)
 	cr_assert_eq(mcfs_master_tick(m, now_ms + 1000000), 1000);
 	statfs(a, &total, NULL, NULL);
 	cr_assert_eq(total, SEG);
+}
+
+/* Read holds: the space of a replaced or unlinked version is free when its last reader closes. */
+Test(master, release_frees_a_retired_version_at_once)
+{
+	struct mcfs_master_sess *a = node("node-a", "h:1"), *b = node("node-b", "h:2");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_attr v1 = publish(a, f, 8192, 0), v2;
+	struct mcfs_msg r;
+
+	cr_assert_eq(get(b, f, &r), 0); /* b opens it */
+	cr_assert_eq(get(b, f, &r), 0); /* twice */
+	v2 = publish(a, f, 4096, 0);	/* replaced: v1 stays while b reads */
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192 - 4096);
+	cr_assert_eq(release(b, f, v1.version, 1), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192 - 4096, "one of b's two opens is still open");
+	/* A release from a node that holds nothing changes nothing. */
+	cr_assert_eq(release(a, f, v1.version, 5), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192 - 4096);
+	cr_assert_eq(release(b, f, v1.version, 1), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096, "released: v1's space is free at once");
+	/* A version nobody opened goes at once when unlinked. */
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "f"), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG);
+	(void)v2;
+}
+
+Test(master, a_writer_holds_what_it_published)
+{
+	struct mcfs_master_sess *a = node("node-a", "h:1"), *b = node("node-b", "h:2");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f");
+	struct mcfs_msg p;
+	struct mcfs_attr v1;
+
+	cr_assert_eq(put_start(a, f, 8192, &p), 0);
+	cr_assert_eq(put_end_keep(a, p.put_id, 8192, 0, &v1), 0); /* a keeps it open */
+	cr_assert_eq(unlink_ex(b, MCFS_ROOT_INO, "f"), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192, "the writer still reads its version");
+	cr_assert_eq(release(a, f, v1.version, 1), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG);
+}
+
+Test(master, holds_end_with_their_lease_or_their_node)
+{
+	struct mcfs_master_sess *a = node("node-a", "h:1"), *b = node("node-b", "h:2");
+	uint64_t f = creat(a, MCFS_ROOT_INO, "f"), g = creat(a, MCFS_ROOT_INO, "g");
+	struct mcfs_attr vf = publish(a, f, 8192, 0), vg = publish(a, g, 4096, 0);
+	struct mcfs_msg r;
+
+	cr_assert_eq(get(b, f, &r), 0);
+	cr_assert_eq(get(b, g, &r), 0);
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "f"), 0);
+	cr_assert_eq(unlink_ex(a, MCFS_ROOT_INO, "g"), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192 - 4096);
+	/* b renews g (its reader is still open) but forgets f: f goes when its lease ends. */
+	now_ms += 6000;
+	cr_assert_eq(lease(b, g, vg.version), 0);
+	now_ms += 5000;
+	mcfs_master_tick(m, now_ms);
+	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
+	/* b leaves: its holds go with it. */
+	{
+		struct mcfs_msg q = M(MCFS_MSG_BYE);
+
+		cr_assert_eq(call(b, &q, &r), 0);
+	}
+	mcfs_master_tick(m, now_ms);
+	cr_assert_eq(pool_free(a), SEG, "b's segment left with it; g is free");
+	(void)vf;
+}
+
+Test(master, release_rejects_a_malformed_list)
+{
+	struct mcfs_master_sess *a = node("node-a", "h:1");
+	struct mcfs_msg q = M(MCFS_MSG_RELEASE), r;
+	uint8_t v[MCFS_RELEASE_ENTRY + 3] = {0};
+
+	q.value.p = v;
+	q.value.len = sizeof(v);
+	cr_assert_eq(call(a, &q, &r), -EBADMSG);
 }

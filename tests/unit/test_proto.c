@@ -24,7 +24,7 @@ static const uint16_t all_types[] = {
     MCFS_MSG_PUT_GROW,	 MCFS_MSG_PUT_END,   MCFS_MSG_PUT_REVOKE,  MCFS_MSG_GET,
     MCFS_MSG_LEASE,	 MCFS_MSG_PUT_PLACE, MCFS_MSG_REPL_START,  MCFS_MSG_REPL_END,
     MCFS_MSG_SOLE_LIST,	 MCFS_MSG_BATCH,     MCFS_MSG_SYNC,	   MCFS_MSG_REPORT,
-    MCFS_MSG_REPORT_END,
+    MCFS_MSG_REPORT_END, MCFS_MSG_RELEASE,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -188,7 +188,7 @@ Test(proto, names)
 	cr_assert_str_eq(mcfs_msg_name(MCFS_MSG_PUT_START), "PUT_START");
 	cr_assert_null(mcfs_msg_name(0));
 	cr_assert_null(mcfs_msg_name(5));
-	cr_assert_null(mcfs_msg_name(44));
+	cr_assert_null(mcfs_msg_name(45));
 	cr_assert_null(mcfs_msg_name(UINT16_MAX));
 	/* Exactly the listed types are known. */
 	for (uint32_t t = 0, n = 0; t <= UINT16_MAX; t++) {
@@ -726,7 +726,7 @@ Test(frame, begin_finish)
 
 Test(proto, unknown_type)
 {
-	static const uint16_t bad[] = {0, 5, 9, 25, 29, 44, 50, 1000, UINT16_MAX};
+	static const uint16_t bad[] = {0, 5, 9, 25, 29, 45, 50, 1000, UINT16_MAX};
 	struct mcfs_frame_hdr h;
 	struct mcfs_msg m, d;
 	struct mcfs_buf b;
