@@ -207,13 +207,34 @@ static int put_place(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size,
 	return call(s, &q, r);
 }
 
+/* The writer's handle closes: give back the read hold PUT_END gave it (RELEASE). */
+static void release_hold(struct mcfs_master_sess *s, uint64_t ino, uint64_t version)
+{
+	struct mcfs_msg q = M(MCFS_MSG_RELEASE), r;
+	uint8_t v[MCFS_RELEASE_ENTRY] = {0};
+
+	for (int i = 0; i < 8; i++) {
+		v[i] = (uint8_t)(ino >> (8 * i));
+		v[8 + i] = (uint8_t)(version >> (8 * i));
+	}
+	v[16] = 1;
+	q.value.p = v;
+	q.value.len = sizeof(v);
+	cr_assert_eq(call(s, &q, &r), 0);
+}
+
+/* PUT_END by a writer that closes its handle right after. */
 static int put_end(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size)
 {
 	struct mcfs_msg q = M(MCFS_MSG_PUT_END), r;
+	int ret;
 
 	q.put_id = put_id;
 	q.size = size;
-	return call(s, &q, &r);
+	ret = call(s, &q, &r);
+	if (!ret)
+		release_hold(s, r.attr.ino, r.attr.version);
+	return ret;
 }
 
 static int repl_start(struct mcfs_master_sess *s, uint64_t ino, uint64_t version, uint32_t count,
@@ -236,6 +257,7 @@ static uint64_t publish(struct mcfs_master_sess *s, uint64_t ino, uint64_t size)
 	q.put_id = p.put_id;
 	q.size = size;
 	cr_assert_eq(call(s, &q, &r), 0);
+	release_hold(s, ino, r.attr.version);
 	return r.attr.version;
 }
 
