@@ -69,7 +69,10 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: mcfs MOUNTPOINT [options]\n"
-	    "  --master ADDR          HOST:PORT of an mcfs-master (default: embedded master)\n"
+	    "  --master ADDR          HOST:PORT of an mcfs-master, or "
+	    "etcd://HOST:PORT[,HOST:PORT...]/CLUSTER\n"
+	    "                         to follow the leader elected in etcd (default: embedded "
+	    "master)\n"
 	    "  --listen HOST:PORT     segment server address for peers (default 0.0.0.0:7422\n"
 	    "                         with --master; nothing served without it)\n"
 	    "  --segment-size SIZE    DRAM contributed to the pool, K/M/G/T (default 1G)\n"
@@ -203,6 +206,24 @@ static int parse_conf(struct mcfs_node_conf *c)
 	if (c->attr_timeout < 0) {
 		fprintf(stderr, "mcfs: --attr-timeout must not be negative\n");
 		return -EINVAL;
+	}
+	if (c->master) {
+		char *eps = NULL, *cluster = NULL, host[256];
+		uint16_t port;
+		bool ok =
+		    !strncmp(c->master, "etcd://", 7)
+			? !mcfs_discover_parse(c->master, &eps, &cluster)
+			: !mcfs_parse_hostport(c->master, "127.0.0.1", host, sizeof(host), &port);
+
+		free(eps);
+		free(cluster);
+		if (!ok) {
+			fprintf(stderr,
+				"mcfs: --master: bad address '%s' (use HOST:PORT or "
+				"etcd://HOST:PORT[,HOST:PORT...]/CLUSTER)\n",
+				c->master);
+			return -EINVAL;
+		}
 	}
 	if (c->ssd_dir) {
 		fprintf(stderr, "mcfs: --ssd-dir: the SSD tier is not available in this version\n");

@@ -93,3 +93,20 @@ def test_garbage_to_master(ext, scratch):
 
 # The same check against the node's segment server is test_segment_server_fuzz
 # in test_cluster.py.
+
+
+@pytest.mark.parametrize("master", ["nonsense:99999", "etcd://", "etcd://127.0.0.1:2379",
+                                    "etcd://127.0.0.1:2379/", "etcd:///name", "host:port:x"])
+def test_bad_master_address_is_usage(scratch, master):
+    """A --master that is neither HOST:PORT nor etcd://EP[,EP...]/CLUSTER is
+    bad usage: exit 2, one line that says what to give, nothing mounted."""
+    from helpers import binary, is_mounted
+
+    mnt = scratch / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([binary("mcfs"), str(mnt), "-f", "--master", master],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--master" in lines[0] and "etcd://" in lines[0], r.stderr
+    assert not is_mounted(str(mnt))
