@@ -104,7 +104,11 @@ int mcfs_catalog_apply(struct mcfs_catalog *c, const uint8_t *p, size_t len)
 
 	mcfs_rd_init(&r, p, len);
 	pthread_mutex_lock(&c->lock);
-	while ((ret = mcfs_rec_next(&r, &rec)) == 1) {
+	while ((ret = mcfs_rec_next(&r, &rec)) != 0) {
+		if (ret == -EINVAL)
+			continue; /* one bad record: the others still count */
+		if (ret < 0)
+			break;
 		ret = apply_one(c, &rec);
 		if (ret)
 			break;
@@ -138,7 +142,7 @@ int mcfs_catalog_report(struct mcfs_catalog *c,
 		uint32_t n = 0;
 
 		mcfs_rd_init(&r, b.data, b.len);
-		while (!ret && mcfs_rec_next(&r, &rec) == 1) {
+		while (!ret && mcfs_rec_next(&r, &rec) == 1) { /* our own: all well-formed */
 			if (end > start && end - start + rec.raw.len > max) {
 				ret = send(arg, b.data + start, end - start, n);
 				start = end;

@@ -68,6 +68,7 @@ struct mcfs_fh {
 	/* The published version this handle reads, and the base a write copies. */
 	uint64_t version;
 	uint64_t held_ino, held_version; /* the read hold it took (vhold_ref), 0 when none */
+	uint64_t put_gen;		 /* n->put_gen when its put started */
 	uint64_t size;
 	const uint8_t *data; /* its local replica, NULL when size is 0 */
 	bool base_dropped;   /* truncated: a new put starts empty */
@@ -1064,6 +1065,17 @@ static int stage_orphan(struct mcfs_fh *fh, uint64_t cap)
  * copy of the base version (copy-on-write); later ones grow it, in place when
  * the allocator can, otherwise into a new range.
  */
+/*
+ * The master this put was started with is gone (it restarted, or a new
+ * leader took over, and knows nothing of puts in flight): its range may be
+ * handed out again, so nothing more goes there and the write fails (EIO).
+ */
+static bool put_lost(struct mcfs_fh *fh)
+{
+	return fh->staged && !fh->orphan &&
+	       fh->put_gen != __atomic_load_n(&fh->n->put_gen, __ATOMIC_ACQUIRE);
+}
+
 static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
 {
 	uint64_t cap, put_id, got;
@@ -1073,6 +1085,8 @@ static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
 
 	if (fh->error)
 		return fh->error;
+	if (put_lost(fh))
+		return stage_fail(fh, -EIO);
 	if (fh->staged && need <= fh->cap && (need == 0 || fh->stage))
 		return 0;
 	if (!fh->staged) {
@@ -1091,6 +1105,7 @@ static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
 			return stage_fail(fh, ret);
 		fh->staged = true;
 		fh->put_id = put_id;
+		fh->put_gen = __atomic_load_n(&fh->n->put_gen, __ATOMIC_ACQUIRE);
 		fh->stage = stage;
 		fh->cap = got;
 		if (keep)
@@ -1130,6 +1145,7 @@ static int stage_reserve(struct mcfs_fh *fh, uint64_t need)
 		memcpy(stage, fh->stage, fh->len);
 	put_revoke(fh->n, fh->put_id);
 	fh->put_id = put_id;
+	fh->put_gen = __atomic_load_n(&fh->n->put_gen, __ATOMIC_ACQUIRE);
 	fh->stage = stage;
 	fh->cap = got;
 	fh_track_put(fh);
@@ -1240,6 +1256,8 @@ static int fh_publish(struct mcfs_fh *fh)
 
 	if (fh->error)
 		return fh->error;
+	if (put_lost(fh))
+		return stage_fail(fh, -EIO);
 	if (!fh->dirty)
 		return 0;
 	if (!fh->staged) {

@@ -407,6 +407,8 @@ static int node_hello(struct mcfs_mc *mc, void *arg)
 		n->node_id = resp.node_id; /* the same session state: nothing else to do */
 	} else {
 		n->node_id = resp.node_id;
+		/* Puts in flight died with the master that started them. */
+		__atomic_add_fetch(&n->put_gen, 1, __ATOMIC_RELEASE);
 		if (n->srv && again)
 			mcfs_xport_server_set_identity(n->srv, n->node_id, resp.seg_id,
 						       resp.value.p);

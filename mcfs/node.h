@@ -72,6 +72,7 @@ struct mcfs_node {
 	struct mcfs_xport_client *xc;  /* reads and writes peers' segments */
 	struct mcfs_catalog *cat;   /* files we hold replicas of; NULL with the embedded master */
 	uint64_t incarnation;	    /* this daemon run, random: HELLO says it */
+	uint64_t put_gen;	    /* bumped when a master that does not know us takes over */
 	struct mcfs_discover *disc; /* --master etcd://: finds and follows the leader */
 };
 

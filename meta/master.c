@@ -123,6 +123,19 @@ int mcfs_master_create(const struct mcfs_master_conf *c, struct mcfs_master **ou
 	m->ns.changed = mcfs_master_ns_changed;
 	m->ns.changed_arg = m;
 	m->epoch = 1;
+	/*
+	 * Put ids, inode numbers and versions never repeat across runs of a
+	 * master: a daemon may still hold a put id, or a file under an inode
+	 * number and version, from the last run. With a store the high-water
+	 * marks it keeps go further (mcfs_master_attach_store).
+	 */
+	{
+		uint64_t us = (uint64_t)mcfs_wall_ns() / 1000;
+
+		m->last_put_id = us << 10;
+		m->last_version = us << 10;
+		m->ns.last_id = us << 10;
+	}
 	mcfs_buf_init(&m->scratch);
 	mcfs_buf_init(&m->rec);
 	mcfs_buf_init(&m->batch);
@@ -596,7 +609,8 @@ static int do_hello(struct mcfs_req *r)
 	if (!valid_text(q->name, false) || !valid_text(q->name2, true))
 		return -EINVAL;
 	old = node_by_name(m, q->name);
-	if (old && q->incarnation && old->incarnation == q->incarnation && old->size == q->size) {
+	if (old && q->incarnation && old->incarnation == q->incarnation && old->size == q->size &&
+	    !old->recovering) {
 		/* The same daemon, reconnected (its connection broke): nothing changed. */
 		old->last_seen_ms = r->now_ms;
 		r->s->node_id = old->id;

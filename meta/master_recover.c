@@ -367,11 +367,17 @@ static size_t load_tree(struct load *l)
 
 		progress = false;
 		mcfs_rd_init(&r, l->recs.data, l->recs.len);
-		for (; mcfs_rec_next(&r, &rec) == 1; i++) {
+		for (int got;
+		     i < l->nrecs && (got = mcfs_rec_next(&r, &rec)) != 0 && got != -EBADMSG; i++) {
 			struct mcfs_inode *dir, *in;
 
 			if (done[i])
 				continue;
+			if (got < 0) {
+				mcfs_warn("a stored record does not decode; skipped");
+				done[i] = 1;
+				continue;
+			}
 			if (rec.ino == MCFS_ROOT_INO) {
 				attrs_apply(m->ns.root, &rec);
 				m->ns.root->mode = S_IFDIR | (rec.mode & 07777);
@@ -629,15 +635,15 @@ int mcfs_master_do_report(struct mcfs_req *r)
 	/* Records are checked one by one: a bad one ends the report, the others stay. */
 	m->ns.changed = NULL;
 	mcfs_rd_init(&rd, r->in->value.p, r->in->value.len);
-	while ((ret = mcfs_rec_next(&rd, &rec)) == 1) {
-		if (rec.kind == MCFS_REC_FILE)
+	while ((ret = mcfs_rec_next(&rd, &rec)) != 0 && ret != -EBADMSG) {
+		if (ret == 1 && rec.kind == MCFS_REC_FILE)
 			taken += (uint32_t)report_one(r, &rec);
 	}
 	m->ns.changed = mcfs_master_ns_changed;
 	m->ns.changed_arg = m;
 	r->node->reported += taken;
 	r->out->count = taken;
-	return ret < 0 ? ret : 0;
+	return ret == -EBADMSG ? ret : 0;
 }
 
 int mcfs_master_do_report_end(struct mcfs_req *r)

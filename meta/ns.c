@@ -514,7 +514,8 @@ int mcfs_ns_xattr_set(struct mcfs_inode *in, const char *name, size_t nlen, cons
 		return -EEXIST;
 	if (!e && (flags & MCFS_XATTR_REPLACE))
 		return -ENODATA;
-	bytes = e ? bytes - e->vlen + vlen : bytes + nlen + vlen;
+	/* Each entry also costs its two length words: what a packed list (a record) holds. */
+	bytes = e ? bytes - e->vlen + vlen : bytes + nlen + vlen + MCFS_XATTR_ENTRY_OVERHEAD;
 	if (bytes > max_bytes)
 		return -ENOSPC;
 	if (vlen) {
@@ -568,7 +569,7 @@ int mcfs_ns_xattr_remove(struct mcfs_inode *in, const char *name, size_t nlen)
 
 	if (!e)
 		return -ENODATA;
-	x->bytes -= e->nlen + e->vlen;
+	x->bytes -= e->nlen + e->vlen + MCFS_XATTR_ENTRY_OVERHEAD;
 	free(e->name);
 	free(e->value);
 	*e = x->v[--x->n];

@@ -572,10 +572,10 @@ int mcfs_rec_next(struct mcfs_rd *r, struct mcfs_rec *rec)
 		rec->pin_wall_ms = mcfs_rd_u64(&one);
 		rec->size = mcfs_rd_u64(&one);
 		rec->crc = mcfs_rd_u32(&one);
-		rec->xattrs = get_blob(&one, MCFS_XATTR_MAX + 8 * 1024);
+		rec->xattrs = get_blob(&one, MCFS_XATTR_MAX);
 		rec->nrep = mcfs_rd_u8(&one);
 		if (rec->nrep > MCFS_MAX_REPLICAS)
-			return -EBADMSG;
+			return -EINVAL;
 		for (uint8_t i = 0; i < rec->nrep; i++) {
 			rec->rep[i].offset = mcfs_rd_u64(&one);
 			rec->rep[i].len = mcfs_rd_u64(&one);
@@ -584,11 +584,11 @@ int mcfs_rec_next(struct mcfs_rd *r, struct mcfs_rec *rec)
 		if (rec->kind == MCFS_REC_LINK)
 			rec->target = get_blob(&one, MCFS_PATH_MAX);
 		if (!rec->name.len)
-			return -EBADMSG;
+			return -EINVAL;
 	} else if (rec->kind != MCFS_REC_DROP) {
-		return -EBADMSG;
+		return -EINVAL;
 	}
-	return one.err || mcfs_rd_left(&one) ? -EBADMSG : 1;
+	return one.err || mcfs_rd_left(&one) ? -EINVAL : 1;
 }
 
 int mcfs_xattr_next(struct mcfs_rd *r, struct mcfs_blob *name, struct mcfs_blob *value)

@@ -28,12 +28,13 @@
 #include "common/buf.h"
 #include "transport/frame.h"
 
-#define MCFS_PROTO_VERSION 1
-#define MCFS_NAME_MAX	   255	       /* one path component, an xattr name */
-#define MCFS_PATH_MAX	   4095	       /* a symlink target */
-#define MCFS_XATTR_MAX	   (64u << 10) /* all user xattrs of one file together */
-#define MCFS_MAX_REPLICAS  8
-#define MCFS_ROOT_INO	   1
+#define MCFS_PROTO_VERSION	  1
+#define MCFS_NAME_MAX		  255	      /* one path component, an xattr name */
+#define MCFS_PATH_MAX		  4095	      /* a symlink target */
+#define MCFS_XATTR_MAX		  (64u << 10) /* all user xattrs of one file together */
+#define MCFS_XATTR_ENTRY_OVERHEAD 8 /* counted per xattr in MCFS_XATTR_MAX: two u32 lengths */
+#define MCFS_MAX_REPLICAS	  8
+#define MCFS_ROOT_INO		  1
 
 enum mcfs_msg_type {
 	MCFS_MSG_HELLO = 1,	/* node joins: name, addr, segment size -> node_id */
@@ -268,7 +269,7 @@ int mcfs_sole_next(struct mcfs_rd *r, struct mcfs_sole *e);
 #define MCFS_REC_DROP 2
 #define MCFS_REC_DIR  3 /* the master's own durable records: FILE's layout, no replicas */
 #define MCFS_REC_LINK 4 /* the same plus the target (blob) */
-#define MCFS_REC_MAX  (MCFS_XATTR_MAX + 4096) /* one encoded record, at most */
+#define MCFS_REC_MAX  (MCFS_XATTR_MAX + 8192) /* one encoded record, at most */
 
 struct mcfs_rec {
 	uint8_t kind;
@@ -296,7 +297,11 @@ struct mcfs_rec {
 
 /* Append one record. */
 void mcfs_rec_put(struct mcfs_buf *b, const struct mcfs_rec *rec);
-/* Next record from r: 1 with *rec filled (blobs borrowed), 0 at the end, -EBADMSG. */
+/*
+ * Next record from r: 1 with *rec filled (blobs borrowed), 0 at the end,
+ * -EINVAL for a malformed record that is skipped (r is past it: go on), or
+ * -EBADMSG when the list itself is broken (stop).
+ */
 int mcfs_rec_next(struct mcfs_rd *r, struct mcfs_rec *rec);
 /* Next (name, value) of a packed xattr list: 1, 0 at the end, -EBADMSG. */
 int mcfs_xattr_next(struct mcfs_rd *r, struct mcfs_blob *name, struct mcfs_blob *value);

@@ -43,6 +43,10 @@ static void setup_conf(const struct mcfs_master_conf *c)
 {
 	mcfs_log_set_level(LOG_WARNING);
 	cr_assert_eq(mcfs_master_create(c, &m), 0);
+	/* Small, readable ids for these tests (a real master starts them from the clock). */
+	m->last_put_id = 0;
+	m->last_version = 0;
+	m->ns.last_id = MCFS_ROOT_INO;
 	mcfs_master_set_clock(m, fake_clock, NULL);
 	mcfs_buf_init(&reqb);
 	for (int i = 0; i < NRBUF; i++)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "meta/master_i.h"
@@ -41,6 +42,10 @@ static void setup_conf(const struct mcfs_master_conf *c)
 {
 	mcfs_log_set_level(LOG_WARNING);
 	cr_assert_eq(mcfs_master_create(c, &m), 0);
+	/* Small, readable ids for these tests (a real master starts them from the clock). */
+	m->last_put_id = 0;
+	m->last_version = 0;
+	m->ns.last_id = MCFS_ROOT_INO;
 	mcfs_master_set_clock(m, fake_clock, NULL);
 	mcfs_buf_init(&reqb);
 	for (int i = 0; i < NRBUF; i++)
@@ -3089,4 +3094,64 @@ Test(master, release_rejects_a_malformed_list)
 	q.value.p = v;
 	q.value.len = sizeof(v);
 	cr_assert_eq(call(a, &q, &r), -EBADMSG);
+}
+
+/* A master started again hands out no put id, inode number or version of its last run. */
+Test(master, ids_never_repeat_across_runs)
+{
+	struct mcfs_master *m1, *m2;
+	struct mcfs_master_sess *s1, *s2;
+	uint64_t ino[2], ver[2], put[2];
+
+	for (int run = 0; run < 2; run++) {
+		struct mcfs_master **mm = run ? &m2 : &m1;
+		struct mcfs_master_sess **ss = run ? &s2 : &s1;
+		struct mcfs_msg q = M(MCFS_MSG_HELLO), r;
+		struct mcfs_buf out, in;
+
+		cr_assert_eq(mcfs_master_create(NULL, mm), 0);
+		cr_assert_eq(mcfs_master_sess_open(*mm, ss), 0);
+		mcfs_buf_init(&out);
+		mcfs_buf_init(&in);
+#define RUN(msg)                                                                                   \
+	do {                                                                                       \
+		out.len = 0;                                                                       \
+		in.len = 0;                                                                        \
+		cr_assert_eq(mcfs_msg_encode(&(msg), &out), 0);                                    \
+		cr_assert_eq(mcfs_master_handle(*mm, *ss, out.data, out.len, &in), 0);             \
+		cr_assert_eq(mcfs_msg_decode_frame(in.data, in.len, &r), 0);                       \
+		cr_assert_eq(r.status, 0);                                                         \
+	} while (0)
+		q.proto = MCFS_PROTO_VERSION;
+		q.name.p = (const uint8_t *)"n";
+		q.name.len = 1;
+		q.size = SEG;
+		RUN(q);
+		q = M(MCFS_MSG_CREATE);
+		q.ino = MCFS_ROOT_INO;
+		q.name.p = (const uint8_t *)"f";
+		q.name.len = 1;
+		q.mode = S_IFREG | 0644;
+		RUN(q);
+		ino[run] = r.attr.ino;
+		q = M(MCFS_MSG_PUT_START);
+		q.ino = ino[run];
+		q.size = 4096;
+		RUN(q);
+		put[run] = r.put_id;
+		q = M(MCFS_MSG_PUT_END);
+		q.put_id = put[run];
+		q.size = 10;
+		RUN(q);
+		ver[run] = r.attr.version;
+#undef RUN
+		mcfs_buf_fini(&out);
+		mcfs_buf_fini(&in);
+		mcfs_master_sess_close(*mm, *ss);
+		mcfs_master_destroy(*mm);
+		usleep(2000); /* the next run starts later, as a restart does */
+	}
+	cr_assert_gt(ino[1], ino[0]);
+	cr_assert_gt(ver[1], ver[0]);
+	cr_assert_gt(put[1], put[0]);
 }

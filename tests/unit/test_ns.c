@@ -390,7 +390,7 @@ Test(ns, stored_xattrs)
 	cr_assert_null(mcfs_ns_xattr_get(f, "user.a", 6));
 	cr_assert_eq(mcfs_ns_xattr_remove(f, "user.a", 6), -ENODATA);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.a", 6, "12345", 5, 0, 100), 0);
-	cr_assert_eq(f->xattrs->bytes, 11);
+	cr_assert_eq(f->xattrs->bytes, 6 + 5 + 8);
 	x = mcfs_ns_xattr_get(f, "user.a", 6);
 	cr_assert_not_null(x);
 	cr_assert_eq(x->vlen, 5);
@@ -399,13 +399,13 @@ Test(ns, stored_xattrs)
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.a", 6, "1", 1, MCFS_XATTR_CREATE, 100), -EEXIST);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, "1", 1, MCFS_XATTR_REPLACE, 100), -ENODATA);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.a", 6, "", 0, MCFS_XATTR_REPLACE, 100), 0);
-	cr_assert_eq(f->xattrs->bytes, 6);
+	cr_assert_eq(f->xattrs->bytes, 6 + 8);
 	cr_assert_eq(mcfs_ns_xattr_get(f, "user.a", 6)->vlen, 0);
-	/* The limit counts names and values. */
-	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, v, 88, 0, 100), 0);
+	/* The limit counts names, values and 8 bytes per entry (a packed list's length words). */
+	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, v, 72, 0, 100), 0);
 	cr_assert_eq(f->xattrs->bytes, 100);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.c", 6, "", 0, 0, 100), -ENOSPC);
-	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, v, 89, 0, 100), -ENOSPC);
+	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, v, 73, 0, 100), -ENOSPC);
 	cr_assert_eq(mcfs_ns_xattr_remove(f, "user.a", 6), 0);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.c", 6, "", 0, 0, 100), 0);
 	cr_assert_eq(mcfs_ns_xattr_remove(f, "user.b", 6), 0);
