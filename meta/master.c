@@ -1806,6 +1806,29 @@ static const struct op ops[] = {
     [MCFS_MSG_RELEASE] = {mcfs_master_do_release, false},
 };
 
+/*
+ * During a rebuild, may a miss of this request be a file not reported yet
+ * (answer EINPROGRESS: the client asks again)? Not for liveness, catalogs,
+ * or puts: an unknown put will not come back.
+ */
+static bool rebuild_may_wait(uint16_t type)
+{
+	switch (type) {
+	case MCFS_MSG_HEARTBEAT:
+	case MCFS_MSG_SYNC:
+	case MCFS_MSG_PUT_START:
+	case MCFS_MSG_PUT_GROW:
+	case MCFS_MSG_PUT_END:
+	case MCFS_MSG_PUT_REVOKE:
+	case MCFS_MSG_PUT_PLACE:
+	case MCFS_MSG_REPL_START:
+	case MCFS_MSG_REPL_END:
+		return false;
+	default:
+		return true;
+	}
+}
+
 /* Run request q and append its response to out. 0, or -ENOMEM when nothing could be appended. */
 static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const struct mcfs_msg *q,
 		   bool in_batch, struct mcfs_buf *out)
@@ -1859,8 +1882,7 @@ static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const stru
 	 * Until every node of the last run has reported, a miss may be a file
 	 * not reported yet: the client waits and asks again.
 	 */
-	if (resp.status == -ENOENT && mcfs_master_rebuilding(m) && q->type != MCFS_MSG_HEARTBEAT &&
-	    q->type != MCFS_MSG_SYNC)
+	if (resp.status == -ENOENT && mcfs_master_rebuilding(m) && rebuild_may_wait(q->type))
 		resp.status = -EINPROGRESS;
 	mcfs_master_store_check(m, false);
 

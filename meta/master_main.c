@@ -553,6 +553,9 @@ int main(int argc, char **argv)
 	lc.http = o.http.off ? NULL : &o.http;
 	ret = mcfs_master_serve(m, o.listen.host, o.listen.port, &stop_requested, &hook);
 	mcfs_http_stop(lc.h);
+	/* The etcd store borrows the election's handle: close it first. */
+	mcfs_persist_close(store);
+	store = NULL;
 	mcfs_ha_stop(lc.ha);
 	lc.ha = NULL;
 	if (ret) {
@@ -563,6 +566,8 @@ int main(int argc, char **argv)
 	status = 0;
 
 out_destroy_master:
+	mcfs_persist_close(store);
+	store = NULL;
 	mcfs_ha_stop(lc.ha);
 	mcfs_master_destroy(m);
 out_free_options:

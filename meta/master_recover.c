@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "meta/client.h"
 #include "meta/master_i.h"
 
 #define HWM_STEP (1u << 20)
@@ -325,6 +326,11 @@ static void xattrs_apply(struct mcfs_inode *in, struct mcfs_blob xs)
 
 	mcfs_rd_init(&r, xs.p, xs.len);
 	while (mcfs_xattr_next(&r, &name, &value) == 1) {
+		/* Stored user attributes only; mcfs's own are fields, not entries. */
+		if (name.len < 5 || memcmp(name.p, "user.", 5) ||
+		    (name.len >= 10 && !memcmp(name.p, "user.mcfs.", 10)) ||
+		    memchr(name.p, 0, name.len))
+			continue;
 		memcpy(nm, name.p, name.len);
 		nm[name.len] = '\0';
 		(void)mcfs_ns_xattr_set(in, nm, name.len, value.p, value.len, 0, MCFS_XATTR_MAX);
@@ -430,16 +436,21 @@ int mcfs_master_attach_store(struct mcfs_master *m, struct mcfs_persist *store)
 	}
 	/* The hook is off while loading: nothing loaded needs storing again. */
 	m->ns.changed = NULL;
-	placed = load_tree(&l);
-	mcfs_buf_fini(&l.recs);
+	/* Above every stored number first: cookies made while loading collide with none. */
 	if (m->ino_hwm > m->ns.last_id)
 		m->ns.last_id = m->ino_hwm;
 	if (m->version_hwm > m->last_version)
 		m->last_version = m->version_hwm;
+	placed = load_tree(&l);
+	mcfs_buf_fini(&l.recs);
 	m->store = store;
 	m->epoch = l.epoch + 1;
 	if (m->expect) {
+		/* Below the nodes' RPC timeout: a waiting call must not turn into EIO. */
 		uint64_t grace = m->conf.node_ttl_ms ? m->conf.node_ttl_ms : 10000;
+
+		if (grace > MCFS_RPC_TIMEOUT_MS * 2 / 3)
+			grace = MCFS_RPC_TIMEOUT_MS * 2 / 3;
 
 		m->recover_until_ms = m->clock_ms(m->clock_arg) + grace;
 		mcfs_info("rebuilding: waiting up to %llu ms for %u nodes to report their files",
@@ -540,8 +551,14 @@ static int report_one(struct mcfs_req *r, const struct mcfs_rec *rec)
 	uint8_t k, nall;
 	struct mcfs_obj *obj;
 
+	/* A peer's report: only what a file could be, with ids this cluster could have made. */
 	if (!S_ISREG(rec->mode) || !rec->version || !rec->nrep || !rec->name.len ||
-	    memchr(rec->name.p, '/', rec->name.len) || memchr(rec->name.p, 0, rec->name.len))
+	    memchr(rec->name.p, '/', rec->name.len) || memchr(rec->name.p, 0, rec->name.len) ||
+	    (rec->name.p[0] == '.' &&
+	     (rec->name.len == 1 || (rec->name.len == 2 && rec->name.p[1] == '.'))) ||
+	    rec->ino <= MCFS_ROOT_INO || rec->ino >= UINT64_MAX / 2 ||
+	    rec->version >= UINT64_MAX / 2 ||
+	    (m->store && (rec->ino >= m->ino_hwm || rec->version >= m->version_hwm)))
 		return 0;
 	dir = mcfs_ns_get(&m->ns, rec->parent);
 	if (!dir || !S_ISDIR(dir->mode)) {
@@ -556,16 +573,16 @@ static int report_one(struct mcfs_req *r, const struct mcfs_rec *rec)
 		return 0;
 	}
 	other = mcfs_ns_lookup(&m->ns, dir, (const char *)rec->name.p, rec->name.len);
-	if (other && other != in) {
-		if (!S_ISREG(other->mode) || other->u.file.obj.version >= rec->version) {
-			mcfs_master_mark(m, n->id, rec->ino);
-			return 0;
-		}
-		mcfs_master_inode_remove(m, other, r->now_ms, r->now_ns);
+	if (other && other != in &&
+	    (!S_ISREG(other->mode) || other->u.file.obj.version >= rec->version)) {
+		mcfs_master_mark(m, n->id, rec->ino);
+		return 0;
 	}
 	k = reserve_reps(n, rec, reps);
 	if (!k)
 		return 0;
+	if (other && other != in)
+		mcfs_master_inode_remove(m, other, r->now_ms, r->now_ns); /* older: this one wins */
 	if (!in) {
 		if (mcfs_ns_create_at(&m->ns, dir, (const char *)rec->name.p, rec->name.len,
 				      rec->mode, rec->uid, rec->gid, NULL, 0, rec->ino,

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,10 @@ struct mcfs_persist {
 	int lock_fd;
 	int fd; /* the log, open for appending */
 	bool dirty;
+	pthread_t syncer; /* runs the fdatasyncs (syncer_main) */
+	bool syncer_started, sync_wanted, sync_stop;
+	pthread_mutex_t slock;
+	pthread_cond_t scond;
 	/* the etcd backend */
 	struct mcfs_etcd *etcd; /* borrowed */
 	char *prefix;
@@ -226,12 +231,19 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 }
 
 /* Replay the log into the table; a bad entry ends it (the compaction cuts it off). */
-static int replay(struct mcfs_persist *p, const char *path)
+/*
+ * Replay the log at path into the table. *clean: the whole file is valid
+ * and holds not much more than the live entries, so it can be appended to
+ * as it is (no compaction, no fsync at start: on a busy disk that can take
+ * seconds).
+ */
+static int replay(struct mcfs_persist *p, const char *path, bool *clean)
 {
 	uint8_t *buf;
 	size_t len, off = MAGIC_LEN, n = 0;
 	int ret = read_file(path, &buf, &len);
 
+	*clean = false;
 	if (ret || !buf)
 		return ret;
 	if (len && (len < MAGIC_LEN || memcmp(buf, MAGIC, MAGIC_LEN))) {
@@ -265,6 +277,7 @@ static int replay(struct mcfs_persist *p, const char *path)
 	if (len && off < len)
 		mcfs_warn("%s: %zu bytes at its end are torn or corrupt and are dropped", path,
 			  len - off);
+	*clean = len >= MAGIC_LEN && off == len && n <= 2 * (size_t)HASH_COUNT(p->live) + 64;
 	free(buf);
 	return 0;
 }
@@ -322,14 +335,19 @@ out:
 	return ret;
 }
 
+static void *syncer_main(void *arg);
+
 int mcfs_persist_open(const char *dir, struct mcfs_persist **out)
 {
 	struct mcfs_persist *p = calloc(1, sizeof(*p));
 	char *lock = NULL, *log = NULL;
+	bool clean;
 	int ret = -ENOMEM;
 
 	if (!p)
 		return -ENOMEM;
+	pthread_mutex_init(&p->slock, NULL);
+	pthread_cond_init(&p->scond, NULL);
 	p->ops = &file_ops;
 	p->fd = -1;
 	p->lock_fd = -1;
@@ -356,14 +374,23 @@ int mcfs_persist_open(const char *dir, struct mcfs_persist **out)
 		mcfs_err("data directory %s is in use by another mcfs-master", dir);
 		goto fail;
 	}
-	ret = replay(p, log);
+	ret = replay(p, log, &clean);
 	if (ret)
 		goto fail;
-	ret = compact(p);
+	if (clean) {
+		p->fd = open(log, O_WRONLY | O_APPEND | O_CLOEXEC);
+		ret = p->fd < 0 ? -errno : 0;
+	} else {
+		ret = compact(p);
+	}
 	if (ret) {
 		mcfs_err("cannot write %s/%s: %s", dir, LOG_NAME, strerror(-ret));
 		goto fail;
 	}
+	ret = -pthread_create(&p->syncer, NULL, syncer_main, p);
+	if (ret)
+		goto fail;
+	p->syncer_started = true;
 	free(lock);
 	free(log);
 	*out = p;
@@ -378,6 +405,15 @@ fail:
 
 static void file_fini(struct mcfs_persist *p)
 {
+	if (p->syncer_started) {
+		pthread_mutex_lock(&p->slock);
+		p->sync_stop = true;
+		pthread_cond_signal(&p->scond);
+		pthread_mutex_unlock(&p->slock);
+		pthread_join(p->syncer, NULL);
+	}
+	pthread_cond_destroy(&p->scond);
+	pthread_mutex_destroy(&p->slock);
 	if (p->fd >= 0) {
 		if (p->dirty)
 			(void)fdatasync(p->fd);
@@ -438,12 +474,42 @@ static int file_write(struct mcfs_persist *p, uint8_t op, uint8_t kind, uint64_t
 	return 0;
 }
 
+/*
+ * fdatasync on a thread of its own: on a busy disk one can take seconds,
+ * which the master's request loop must not wait for. The appends are in the
+ * kernel already (a killed master loses nothing); this covers a machine
+ * crash, a tick later.
+ */
+static void *syncer_main(void *arg)
+{
+	struct mcfs_persist *p = arg;
+
+	pthread_mutex_lock(&p->slock);
+	while (!p->sync_stop) {
+		if (!p->sync_wanted) {
+			pthread_cond_wait(&p->scond, &p->slock);
+			continue;
+		}
+		p->sync_wanted = false;
+		pthread_mutex_unlock(&p->slock);
+		if (fdatasync(p->fd) < 0)
+			mcfs_warn("fdatasync of %s/%s: %s", p->dir, LOG_NAME, strerror(errno));
+		pthread_mutex_lock(&p->slock);
+	}
+	pthread_mutex_unlock(&p->slock);
+	return NULL;
+}
+
 static int file_flush(struct mcfs_persist *p)
 {
 	if (!p->dirty || p->fd < 0)
 		return 0;
 	p->dirty = false;
-	return fdatasync(p->fd) < 0 ? -errno : 0;
+	pthread_mutex_lock(&p->slock);
+	p->sync_wanted = true;
+	pthread_cond_signal(&p->scond);
+	pthread_mutex_unlock(&p->slock);
+	return 0;
 }
 
 static const struct backend_ops file_ops = {
