@@ -44,6 +44,7 @@
 #define BLKSIZE	       (1u << 20)   /* st_blksize: what cp and friends size their I/O by */
 #define MAX_INODES     65536	    /* per-inode records kept for closed files */
 #define SYNC_PERIOD_MS 50	    /* how often the catalog asks for changes */
+#define TICK_MS	       100	    /* the embedded master's timed work, at most this often */
 
 /* Per-inode state on this node. FUSE thread only. */
 struct mcfs_ino {
@@ -511,6 +512,8 @@ static void vhold_unref(struct mcfs_fh *fh)
 			v->queued = true;
 			v->qnext = n->release_q;
 			n->release_q = v;
+			/* Now: the space of a version replaced meanwhile comes back at once. */
+			pthread_cond_signal(&n->stop_cond);
 		} else if (!v->queued) {
 			HASH_DEL(n->vholds, v);
 			free(v);
@@ -2472,7 +2475,8 @@ static void catalog_sync(struct mcfs_node *n)
 static void *lease_main(void *arg)
 {
 	struct mcfs_node *n = arg;
-	uint64_t last_hb = 0, last_renew = 0;
+	uint64_t last_hb = 0, last_renew = 0, last_tick = 0;
+	bool tick_again = false;
 
 	pthread_mutex_lock(&n->lock);
 	while (!n->stopping) {
@@ -2491,7 +2495,7 @@ static void *lease_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		if (!n->invals)
+		if (!n->invals && !n->release_q)
 			pthread_cond_timedwait(&n->stop_cond, &n->lock, &ts);
 		if (n->stopping)
 			break;
@@ -2502,9 +2506,18 @@ static void *lease_main(void *arg)
 			pthread_mutex_lock(&n->lock);
 		}
 		pthread_mutex_unlock(&n->lock);
-		/* An eviction round in progress asks to run again at once: a few steps, then yield. */
-		for (int steps = 0; steps < 16 && mcfs_mc_tick(n->mc) == 0; steps++)
-			;
+		/*
+		 * The embedded master's timed work, at most every TICK_MS (this
+		 * thread also wakes for each RELEASE); an eviction round in
+		 * progress asks to run again at once: a few steps, then yield.
+		 */
+		if (tick_again || mcfs_now_ms() - last_tick >= TICK_MS) {
+			int steps = 0;
+
+			while ((tick_again = mcfs_mc_tick(n->mc) == 0) && ++steps < 16)
+				;
+			last_tick = mcfs_now_ms();
+		}
 		if (n->cat)
 			catalog_sync(n);
 		if (mcfs_now_ms() - last_renew >= lease / 3) {

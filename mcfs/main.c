@@ -529,11 +529,16 @@ int main(int argc, char *argv[])
 	if (!conf.mountpoint) {
 		fprintf(stderr, "mcfs: no MOUNTPOINT given (usage: mcfs MOUNTPOINT [options]; "
 				"see mcfs --help)\n");
+		conf_free(&conf);
+		fuse_opt_free_args(&args);
 		return 2;
 	}
 	conf.segment_size = DEFAULT_SEGMENT;
-	if (parse_conf(&conf))
+	if (parse_conf(&conf)) {
+		conf_free(&conf);
+		fuse_opt_free_args(&args);
 		return 2;
+	}
 	if (conf.debug)
 		mcfs_log_set_level(LOG_DEBUG);
 	node.conf = &conf;
