@@ -8,6 +8,7 @@
 #include "meta/client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,6 +26,8 @@
 
 /* Between two reconnection attempts. */
 #define RECONNECT_PAUSE_MS 100
+/* One connection attempt, at most. */
+#define CONNECT_TIMEOUT_MS 2000
 
 struct mcfs_mc {
 	pthread_mutex_t lock; /* serialises calls; protects everything below */
@@ -60,12 +63,31 @@ static int dial(const char *host, uint16_t port, bool quiet)
 		return -EHOSTUNREACH;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			continue;
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
+		/*
+		 * Bounded: a dead host must not hold the caller (and the
+		 * client's lock) for the kernel's two-minute connect timeout.
+		 */
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
+			err = 0;
+		} else if (errno == EINPROGRESS) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			socklen_t elen = sizeof(err);
+
+			ret = poll(&pfd, 1, CONNECT_TIMEOUT_MS);
+			if (ret == 0)
+				err = ETIMEDOUT;
+			else if (ret < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+				err = errno; /* else err is the connection's outcome */
+		} else {
+			err = errno;
+		}
+		if (!err && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0)
 			break;
-		err = errno;
+		if (!err)
+			err = errno;
 		close(fd);
 		fd = -1;
 	}
