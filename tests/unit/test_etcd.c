@@ -32,6 +32,7 @@
 #include "common/util.h"
 #include "meta/etcd.h"
 #include "meta/etcd_i.h"
+#include "tests/unit/etcd_server.h"
 
 /* ---------------------------------------------------------------------------
  * Replies recorded from etcd 3.4.23's gateway (curl -d ... against etcd --data-dir tmp)
@@ -776,20 +777,6 @@ struct fake {
 	pthread_t th;
 };
 
-static int listen_any(uint16_t *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 16), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
 /* A port nobody listens on (bound, then closed). */
 static uint16_t free_port(void)
 {
@@ -852,13 +839,6 @@ static void fake_stop(struct fake *f)
 	shutdown(f->lfd, SHUT_RDWR);
 	pthread_join(f->th, NULL);
 	close(f->lfd);
-}
-
-static int count_kv(void *arg, const char *key, const void *val, size_t len, int64_t mod_rev)
-{
-	(void)key, (void)val, (void)len, (void)mod_rev;
-	(*(int *)arg)++;
-	return 0;
 }
 
 Test(etcd, fake_garbage_reply)
@@ -1001,99 +981,9 @@ Test(etcd, unreachable)
  * A real etcd
  */
 
-#ifndef ETCD_BIN
-#define ETCD_BIN "/usr/bin/etcd"
-#endif
-
-static pid_t etcd_pid;
-static char etcd_dir[128];
-static char etcd_url[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void etcd_stop(void)
-{
-	if (etcd_pid > 0) {
-		int st;
-
-		kill(etcd_pid, SIGTERM);
-		for (int i = 0; i < 300 && waitpid(etcd_pid, &st, WNOHANG) == 0; i++)
-			usleep(10000);
-		if (waitpid(etcd_pid, &st, WNOHANG) == 0) {
-			kill(etcd_pid, SIGKILL);
-			waitpid(etcd_pid, &st, 0);
-		}
-		etcd_pid = 0;
-	}
-	if (etcd_dir[0]) {
-		nftw(etcd_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-		etcd_dir[0] = 0;
-	}
-}
-
-static void etcd_start(void)
-{
-	char peer[64], cluster[96], data[160], log[160];
-	uint16_t cport, pport;
-	int cfd = listen_any(&cport), pfd = listen_any(&pport); /* two distinct free ports */
-	struct mcfs_etcd *e;
-	pid_t parent = getpid();
-	int rc = -1;
-
-	close(cfd);
-	close(pfd);
-	if (access(ETCD_BIN, X_OK))
-		return; /* the test skips */
-	/* tmpfs when there is one: etcd fsyncs every write */
-	snprintf(etcd_dir, sizeof(etcd_dir), "%s/mcfs-etcd-XXXXXX",
-		 access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
-	cr_assert(mkdtemp(etcd_dir), "mkdtemp: %s", strerror(errno));
-	snprintf(etcd_url, sizeof(etcd_url), "http://127.0.0.1:%u", cport);
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%u", pport);
-	snprintf(cluster, sizeof(cluster), "t=%s", peer);
-	snprintf(data, sizeof(data), "%s/data", etcd_dir);
-	snprintf(log, sizeof(log), "%s/etcd.log", etcd_dir);
-	etcd_pid = fork();
-	cr_assert_geq(etcd_pid, 0);
-	if (etcd_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-		/* die with the test process, even when it crashes */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(ETCD_BIN, "etcd", "--name", "t", "--data-dir", data, "--listen-client-urls",
-		      etcd_url, "--advertise-client-urls", etcd_url, "--listen-peer-urls", peer,
-		      "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-		      "--logger", "zap", "--log-level", "warn", (char *)NULL);
-		_exit(127);
-	}
-	cr_assert_eq(mcfs_etcd_open(etcd_url, &e), 0);
-	mcfs_etcd_set_timeout(e, 500);
-	for (int i = 0; i < 200; i++) {
-		int n = 0;
-
-		rc = mcfs_etcd_get(e, "ready", false, count_kv, &n, NULL);
-		if (!rc || waitpid(etcd_pid, NULL, WNOHANG) != 0)
-			break;
-		usleep(50000);
-	}
-	mcfs_etcd_close(e);
-	cr_assert_eq(rc, 0, "etcd did not come up on %s (log: %s): %d", etcd_url, log, rc);
-}
-
 static void real_init(void)
 {
-	etcd_start();
+	etcd_start("etcd");
 }
 
 static void real_fini(void)
