@@ -4,14 +4,25 @@
  * watched, and when the kernel offers FUSE_DIRECT_IO_ALLOW_MMAP in its
  * extended flags, the reply asks for it. Every other message passes through
  * unchanged.
+ *
+ * And the wait for the next request may poll (mcfs_kio_set_poll): on
+ * virtual machines, waking a daemon thread that sleeps in read() on another
+ * CPU costs more than the request itself (an inter-processor interrupt to a
+ * halted vCPU, 20-50 us here), so right after a request the device is read
+ * without blocking for a short while, and only then does the thread sleep.
+ * A request that arrives within the window is taken at once; the price is
+ * at most that window of CPU time after each request.
  */
 #include "mcfs/kio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fuse.h>
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -29,6 +40,7 @@
 static uint64_t init_unique; /* the FUSE_INIT request, while unanswered */
 static bool kernel_offers;
 static bool granted;
+static uint64_t poll_ns; /* 0: block in read() at once */
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -38,10 +50,48 @@ static uint32_t get32(const uint8_t *p)
 	return v;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * read() of a non-blocking device: retried for poll_ns, then a sleep in
+ * poll() until a request is there. Never fails with EAGAIN (libfuse's loop
+ * would end); an interrupted sleep fails with EINTR, which libfuse's loop
+ * takes as "check whether to exit, then read again".
+ */
+static ssize_t read_polled(int fd, void *buf, size_t len)
+{
+	uint64_t start = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, buf, len);
+		if (n >= 0 || errno != EAGAIN)
+			return n;
+		if (!start) {
+			start = mono_ns();
+		} else if (mono_ns() - start >= poll_ns) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+
+			if (poll(&p, 1, -1) < 0)
+				return -1; /* EINTR: a signal (unmount, SIGTERM) */
+			start = 0;
+		}
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	}
+}
+
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 {
 	const struct fuse_in_header *in = buf;
-	ssize_t n = read(fd, buf, len);
+	ssize_t n = poll_ns ? read_polled(fd, buf, len) : read(fd, buf, len);
 
 	(void)userdata;
 	if (n >= (ssize_t)sizeof(*in) && in->opcode == FUSE_INIT) {
@@ -81,17 +131,39 @@ static ssize_t kio_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
+/* Replies spliced from a pipe (fuse_reply_data of a socket's bytes) pass unchanged. */
+static ssize_t kio_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			       unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
 static const struct fuse_custom_io kio_ops = {
     .read = kio_read,
     .writev = kio_writev,
+    .splice_send = kio_splice_send,
 };
+
+void mcfs_kio_set_poll(unsigned int us)
+{
+	poll_ns = (uint64_t)us * 1000;
+}
 
 int mcfs_kio_install(struct fuse_session *se)
 {
 	int fd = fuse_session_fd(se);
+	int fl;
 
 	if (fd < 0)
 		return -EBADF;
+	if (poll_ns) {
+		fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			mcfs_warn("cannot poll /dev/fuse (%s): waiting in read()", strerror(errno));
+			poll_ns = 0;
+		}
+	}
 	return fuse_session_custom_io(se, &kio_ops, fd);
 }
 

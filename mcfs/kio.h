@@ -6,7 +6,8 @@
  * does not know: with it, files opened with direct_io may still be mapped
  * MAP_SHARED. mcfs reads with direct_io because the kernel keeps one page
  * cache and one size per inode, while mcfs lets each open handle read its
- * own version of a file.
+ * own version of a file. The same hook lets the daemon poll the device for
+ * a moment before it sleeps (mcfs_kio_set_poll).
  */
 #ifndef MCFS_KIO_H
 #define MCFS_KIO_H
@@ -15,6 +16,12 @@
 
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
+
+/*
+ * Poll the device for us microseconds after each request before sleeping
+ * (0: sleep at once). Call before mcfs_kio_install().
+ */
+void mcfs_kio_set_poll(unsigned int us);
 
 /* Take over the session's device I/O (after fuse_session_mount). 0 or -errno. */
 int mcfs_kio_install(struct fuse_session *se);

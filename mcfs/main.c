@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,12 @@
 #include "mcfs/node.h"
 
 #define DEFAULT_SEGMENT (1ull << 30)
+/*
+ * Long enough to span the gap between the requests of one system call
+ * sequence (lookup, create, write, flush: a few us of the caller's work
+ * each), short enough to cost little CPU after the last of them.
+ */
+#define DEFAULT_POLL_US 50
 
 enum { KEY_HELP, KEY_VERSION, KEY_DEBUG };
 
@@ -54,6 +61,9 @@ static const struct fuse_opt node_opts[] = {
     OPT_STR("put-timeout", put_timeout_str),
     OPT("--attr-timeout=%lf", attr_timeout),
     OPT("attr-timeout=%lf", attr_timeout),
+    OPT("--poll-us=%d", poll_us),
+    OPT("--poll-us %d", poll_us),
+    OPT("poll-us=%d", poll_us),
     OPT("-f", foreground),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -80,6 +90,8 @@ static void usage(FILE *f)
 	    "  --replicas N           default replica count for new files (default 1)\n"
 	    "  --transport NAME       tcp, rdma or auto (default auto)\n"
 	    "  --node-name NAME       name shown in replicas and status (default: host name)\n"
+	    "  --poll-us N            after a request, poll for the next one N microseconds\n"
+	    "                         before sleeping (default 50; 0 sleeps at once)\n"
 	    "embedded master only (the same settings as mcfs-master's):\n"
 	    "  --lease-ttl DURATION   read lease (default 10s)\n"
 	    "  --soft-pin-ttl DURATION, --max-soft-pin-ttl DURATION\n"
@@ -205,6 +217,10 @@ static int parse_conf(struct mcfs_node_conf *c)
 	}
 	if (c->attr_timeout < 0) {
 		fprintf(stderr, "mcfs: --attr-timeout must not be negative\n");
+		return -EINVAL;
+	}
+	if (c->poll_us < 0 || c->poll_us > 10000) {
+		fprintf(stderr, "mcfs: --poll-us must be from 0 to 10000 (microseconds)\n");
 		return -EINVAL;
 	}
 	if (c->master) {
@@ -492,6 +508,7 @@ int main(int argc, char *argv[])
 	mcfs_log_set_ident("mcfs");
 	conf.replicas = 1;
 	conf.attr_timeout = 1.0;
+	conf.poll_us = DEFAULT_POLL_US;
 	mcfs_master_conf_default(&conf.mconf);
 	if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1)
 		return 2;
@@ -520,6 +537,7 @@ int main(int argc, char *argv[])
 		memset(&conf, 0, sizeof(conf));
 		conf.replicas = 1;
 		conf.attr_timeout = 1.0;
+		conf.poll_us = DEFAULT_POLL_US;
 		mcfs_master_conf_default(&conf.mconf);
 		args = fa;
 		if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1)
@@ -580,6 +598,7 @@ int main(int argc, char *argv[])
 		ret = 1;
 		goto out_signals;
 	}
+	mcfs_kio_set_poll((unsigned int)conf.poll_us);
 	ret = mcfs_kio_install(node.se);
 	if (ret)
 		mcfs_warn("cannot watch FUSE_INIT (%s): shared mappings use the page cache",
@@ -594,7 +613,12 @@ int main(int argc, char *argv[])
 		ret = 1;
 		goto out_unmount;
 	}
-	ret = fuse_session_loop(node.se) ? 1 : 0;
+	/*
+	 * libfuse's loop returns the signal that ended it (SIGTERM, SIGINT,
+	 * SIGHUP: a requested stop, as clean as an unmount) or a failure.
+	 */
+	ret = fuse_session_loop(node.se);
+	ret = ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP ? 0 : 1;
 	mcfs_lease_stop(&node);
 	if (conf.master)
 		mcfs_fs_drain(&node);

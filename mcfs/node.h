@@ -41,7 +41,8 @@ struct mcfs_node_conf {
 	int show_help;
 	int show_version;
 	uint64_t segment_size;
-	double attr_timeout;	       /* seconds the kernel may cache attributes and entries */
+	double attr_timeout; /* seconds the kernel may cache attributes and entries */
+	int poll_us;	     /* poll /dev/fuse this long after a request before sleeping */
 	struct mcfs_master_conf mconf; /* for the embedded master */
 };
 

@@ -281,7 +281,7 @@ class Node:
         try:
             if self.daemon is not None:
                 died_early = not self.daemon.alive()
-                if died_early and not self.timed_out:
+                if died_early and not self.timed_out and not self.daemon.killed:
                     problems.append(f"mcfs died during the test (exit {self.daemon.proc.returncode})")
                 p = self._unmount()
                 if p:

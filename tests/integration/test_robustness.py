@@ -110,3 +110,46 @@ def test_bad_master_address_is_usage(scratch, master):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--master" in lines[0] and "etcd://" in lines[0], r.stderr
     assert not is_mounted(str(mnt))
+
+
+@pytest.mark.parametrize("value", ["-1", "10001", "abc", ""])
+def test_bad_poll_us_is_usage(scratch, value):
+    """--poll-us takes microseconds from 0 to 10000: anything else is bad
+    usage (exit 2, a message naming the option), and nothing is mounted."""
+    from helpers import binary, is_mounted
+
+    mnt = scratch / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([binary("mcfs"), str(mnt), "-f", f"--poll-us={value}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "poll-us" in r.stderr or "invalid parameter" in r.stderr, r.stderr
+    assert not is_mounted(str(mnt))
+
+
+@pytest.mark.parametrize("poll_us", ["0", "1", "10000"])
+def test_poll_us_serves_and_stops(start_node, poll_us):
+    """Whether the daemon sleeps in read() at once (0) or polls /dev/fuse
+    first, requests are served, and SIGTERM stops it while it waits
+    (a signal must end the poll, not be swallowed by it)."""
+    import time
+
+    from helpers import is_mounted
+
+    n = start_node(extra=["--poll-us", poll_us])
+    data = os.urandom(3 * MiB + 17)
+    for i in range(20):
+        with open(os.path.join(n.mnt, f"k{i}"), "wb") as f:
+            f.write(data[i:])
+    for i in range(20):
+        with open(os.path.join(n.mnt, f"k{i}"), "rb") as f:
+            assert f.read() == data[i:]
+    assert sorted(os.listdir(n.mnt)) == sorted(f"k{i}" for i in range(20))
+    time.sleep(0.2)  # idle: the daemon sleeps in poll() (or read())
+    n.daemon.killed = True  # stopped on purpose: not a death to report
+    n.daemon.proc.terminate()
+    assert n.daemon.proc.wait(timeout=20) == 0  # a clean stop
+    deadline = time.monotonic() + 10
+    while is_mounted(n.mnt) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_mounted(n.mnt)
