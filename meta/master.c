@@ -1014,7 +1014,7 @@ static int do_readdir(struct mcfs_req *r)
 		if (n == max || b->len + 12 + e->namelen + MCFS_ATTR_WIRE > READDIR_MAX_BYTES)
 			break;
 		fill_attr(&a, e);
-		mcfs_dirent_put(b, e->seq, e->name, e->namelen, &a);
+		mcfs_dirent_put(b, e->seq, mcfs_inode_name(e), e->namelen, &a);
 		n++;
 	}
 	if (b->oom)

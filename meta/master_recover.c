@@ -79,10 +79,12 @@ void mcfs_master_dirty_free(struct mcfs_node *n)
 
 static void pack_xattrs(const struct mcfs_inode *in, struct mcfs_buf *b)
 {
-	if (!in->xattrs)
+	const struct mcfs_xattrs *xs = mcfs_inode_xattrs(in);
+
+	if (!xs)
 		return;
-	for (uint32_t i = 0; i < in->xattrs->n; i++) {
-		const struct mcfs_xattr *x = &in->xattrs->v[i];
+	for (uint32_t i = 0; i < xs->n; i++) {
+		const struct mcfs_xattr *x = &xs->v[i];
 
 		mcfs_buf_put_u32(b, x->nlen);
 		mcfs_buf_put(b, x->name, x->nlen);
@@ -96,7 +98,7 @@ static void rec_common(const struct mcfs_inode *in, struct mcfs_rec *rec, struct
 {
 	rec->ino = in->ino;
 	rec->parent = in->parent ? in->parent->ino : 0;
-	rec->name.p = (const uint8_t *)in->name;
+	rec->name.p = (const uint8_t *)mcfs_inode_name(in);
 	rec->name.len = in->namelen;
 	rec->mode = in->mode;
 	rec->uid = in->uid;
@@ -348,10 +350,9 @@ static void attrs_apply(struct mcfs_inode *in, const struct mcfs_rec *rec)
 	in->replica_num = rec->replica_num;
 	in->flags = (uint8_t)((in->flags & ~(MCFS_I_SOFT_PIN | MCFS_I_HARD_PIN)) |
 			      (rec->flags & (MCFS_I_SOFT_PIN | MCFS_I_HARD_PIN)));
-	if (in->xattrs) {
-		while (in->xattrs->n)
-			(void)mcfs_ns_xattr_remove(in, in->xattrs->v[0].name,
-						   in->xattrs->v[0].nlen);
+	for (const struct mcfs_xattrs *xs; (xs = mcfs_inode_xattrs(in));) {
+		if (mcfs_ns_xattr_remove(in, xs->v[0].name, xs->v[0].nlen))
+			break;
 	}
 	xattrs_apply(in, rec->xattrs);
 }
@@ -620,7 +621,7 @@ static int report_one(struct mcfs_req *r, const struct mcfs_rec *rec)
 		mcfs_master_obj_retire(m, in->ino, obj, r->now_ms);
 		*obj = nobj;
 		if (in->parent != dir || in->namelen != rec->name.len ||
-		    memcmp(in->name, rec->name.p, rec->name.len))
+		    memcmp(mcfs_inode_name(in), rec->name.p, rec->name.len))
 			(void)mcfs_ns_move(&m->ns, in, dir, (const char *)rec->name.p,
 					   rec->name.len, r->now_ns, NULL, NULL);
 		attrs_apply(in, rec);

@@ -406,6 +406,7 @@ int mcfs_master_listxattr(struct mcfs_req *r)
 {
 	struct mcfs_inode *in = mcfs_ns_get(&r->m->ns, r->in->ino);
 	struct mcfs_buf *b = &r->m->scratch;
+	const struct mcfs_xattrs *xs;
 	uint8_t kind;
 
 	if (!in || !mcfs_master_visible(r, in))
@@ -417,9 +418,10 @@ int mcfs_master_listxattr(struct mcfs_req *r)
 			mcfs_buf_put(b, vattrs[i].name, strlen(vattrs[i].name) + 1);
 		}
 	}
-	if (in->xattrs) {
-		for (uint32_t i = 0; i < in->xattrs->n; i++)
-			mcfs_buf_put(b, in->xattrs->v[i].name, in->xattrs->v[i].nlen + 1);
+	xs = mcfs_inode_xattrs(in);
+	if (xs) {
+		for (uint32_t i = 0; i < xs->n; i++)
+			mcfs_buf_put(b, xs->v[i].name, xs->v[i].nlen + 1);
 	}
 	if (b->oom)
 		return -ENOMEM;

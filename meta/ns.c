@@ -46,7 +46,7 @@ static uint64_t hash_by_name(const void *e)
 {
 	const struct mcfs_inode *in = e;
 
-	return name_hash(in->parent, in->name, in->namelen);
+	return name_hash(in->parent, mcfs_inode_name(in), in->namelen);
 }
 
 static bool match_ino(const void *e, const void *key)
@@ -64,19 +64,151 @@ static bool match_name(const void *e, const void *key)
 	const struct mcfs_inode *in = e;
 	const struct name_key *k = key;
 
-	return in->parent == k->dir && in->namelen == k->len && !memcmp(in->name, k->name, k->len);
+	return in->parent == k->dir && in->namelen == k->len &&
+	       !memcmp(mcfs_inode_name(in), k->name, k->len);
 }
 
-static void xattrs_free(struct mcfs_xattrs *x)
+static void ext_free(struct mcfs_inode_ext *x)
 {
 	if (!x)
 		return;
-	for (uint32_t i = 0; i < x->n; i++) {
-		free(x->v[i].name);
-		free(x->v[i].value);
+	for (uint32_t i = 0; i < x->xattrs.n; i++) {
+		free(x->xattrs.v[i].name);
+		free(x->xattrs.v[i].value);
 	}
-	free(x->v);
+	free(x->xattrs.v);
+	free(x->name);
 	free(x);
+}
+
+/* A new ext for in, holding name[0..len) (in's name now, or the one it gets). NULL: no memory. */
+static struct mcfs_inode_ext *ext_new(const char *name, size_t len)
+{
+	struct mcfs_inode_ext *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return NULL;
+	x->name = strndup(name, len);
+	if (!x->name) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static void ext_attach(struct mcfs_inode *in, struct mcfs_inode_ext *x)
+{
+	memcpy(in->iname, &x, sizeof(x));
+	in->flags |= MCFS_I_EXT;
+}
+
+/* in's ext, made now if it has none. NULL: no memory (in unchanged). */
+static struct mcfs_inode_ext *ext_get(struct mcfs_inode *in)
+{
+	struct mcfs_inode_ext *x = mcfs_inode_ext(in);
+
+	if (x)
+		return x;
+	x = ext_new(in->iname, in->namelen);
+	if (x)
+		ext_attach(in, x);
+	return x;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ISLAB_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ISLAB_MALLOC 1
+#endif
+#endif
+
+#define ISLAB_CHUNK  (64u << 10)
+#define ISLAB_HEADER 16u /* a chunk's link; the slots after it stay 8-byte aligned */
+#define INODE_HEAD   offsetof(struct mcfs_inode, iname)
+#define INODE_MIN    (INODE_HEAD + sizeof(struct mcfs_inode_ext *)) /* room for the ext pointer */
+
+static size_t round8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+/* The size class of an inode holding len bytes of name and a NUL. */
+static unsigned int islab_class(size_t len)
+{
+	size_t sz = round8(INODE_HEAD + len + 1);
+
+	return sz <= round8(INODE_MIN) ? 0 : (unsigned int)((sz - round8(INODE_MIN)) / 8);
+}
+
+static size_t islab_size(unsigned int cls)
+{
+	return round8(INODE_MIN) + (size_t)cls * 8;
+}
+
+/*
+ * A zeroed inode with room for len bytes of name (1..255, 0 for the root);
+ * namecap says how much room it got. NULL: no memory.
+ */
+static struct mcfs_inode *inode_alloc(struct mcfs_ns *ns, size_t len)
+{
+	unsigned int cls = islab_class(len);
+	size_t sz = islab_size(cls);
+	struct mcfs_islab *sl = &ns->slab;
+	struct mcfs_inode *in;
+
+#ifdef ISLAB_MALLOC
+	in = calloc(1, sz);
+	(void)sl;
+#else
+	if (sl->free[cls]) {
+		in = sl->free[cls];
+		memcpy(&sl->free[cls], in, sizeof(void *));
+	} else {
+		if (sl->next[cls] + sz > sl->end[cls] || !sl->next[cls]) {
+			uint8_t *c = malloc(ISLAB_CHUNK);
+
+			if (!c)
+				return NULL;
+			memcpy(c, &sl->chunks, sizeof(void *));
+			sl->chunks = c;
+			sl->next[cls] = c + ISLAB_HEADER;
+			sl->end[cls] = c + ISLAB_CHUNK;
+		}
+		in = (struct mcfs_inode *)sl->next[cls];
+		sl->next[cls] += sz;
+	}
+	memset(in, 0, sz);
+#endif
+	if (in)
+		in->namecap = (uint8_t)(sz - INODE_HEAD - 1 > 255 ? 255 : sz - INODE_HEAD - 1);
+	return in;
+}
+
+/* Give in's memory back (what it owns is the caller's to free first). */
+static void inode_release(struct mcfs_ns *ns, struct mcfs_inode *in)
+{
+#ifdef ISLAB_MALLOC
+	(void)ns;
+	free(in);
+#else
+	unsigned int cls = islab_class(in->namecap);
+
+	memcpy(in, &ns->slab.free[cls], sizeof(void *));
+	ns->slab.free[cls] = in;
+#endif
+}
+
+static void islab_fini(struct mcfs_islab *sl)
+{
+	void *c = sl->chunks, *next;
+
+	while (c) {
+		memcpy(&next, c, sizeof(next));
+		free(c);
+		c = next;
+	}
+	memset(sl, 0, sizeof(*sl));
 }
 
 int mcfs_obj_set_reps(struct mcfs_obj *o, const struct mcfs_rep *v, uint8_t n)
@@ -135,64 +267,81 @@ void mcfs_obj_fini(struct mcfs_obj *o)
 	memset(o, 0, sizeof(*o));
 }
 
-static void inode_free(struct mcfs_inode *in)
+static void inode_free(struct mcfs_ns *ns, struct mcfs_inode *in)
 {
 	if (S_ISLNK(in->mode))
 		free(in->u.lnk.target);
 	else if (S_ISREG(in->mode))
 		mcfs_obj_fini(&in->u.file.obj);
-	xattrs_free(in->xattrs);
-	if (in->name != in->iname)
-		free(in->name);
-	free(in);
+	ext_free(mcfs_inode_ext(in));
+	inode_release(ns, in);
 }
 
-/*
- * Room for in to be renamed name[0..len): NULL in *out when it fits in
- * iname, else a copy of its own. 0 or -ENOMEM.
- */
-static int name_prepare(const struct mcfs_inode *in, const char *name, size_t len, char **out)
+/* What renaming an inode needs, allocated before anything changes. */
+struct name_change {
+	char *own;		  /* a copy of the new name, for an inode with an ext */
+	struct mcfs_inode_ext *x; /* a new ext holding it, when it outgrows iname */
+};
+
+/* Room for in to be renamed name[0..len). 0 or -ENOMEM (nothing allocated). */
+static int name_prepare(const struct mcfs_inode *in, const char *name, size_t len,
+			struct name_change *c)
 {
-	*out = NULL;
+	c->own = NULL;
+	c->x = NULL;
+	if (in->flags & MCFS_I_EXT) {
+		c->own = strndup(name, len);
+		return c->own ? 0 : -ENOMEM;
+	}
 	if (len <= in->namecap)
 		return 0;
-	*out = strndup(name, len);
-	return *out ? 0 : -ENOMEM;
+	c->x = ext_new(name, len);
+	return c->x ? 0 : -ENOMEM;
+}
+
+static void name_abort(struct name_change *c)
+{
+	free(c->own);
+	ext_free(c->x);
 }
 
 /* Rename in (out of the name table) to name[0..len), with what name_prepare() gave. */
-static void name_commit(struct mcfs_inode *in, const char *name, size_t len, char *own)
+static void name_commit(struct mcfs_inode *in, const char *name, size_t len, struct name_change *c)
 {
-	if (in->name != in->iname)
-		free(in->name);
-	if (own) {
-		in->name = own;
+	struct mcfs_inode_ext *x = mcfs_inode_ext(in);
+
+	if (x) {
+		free(x->name);
+		x->name = c->own;
+	} else if (c->x) {
+		ext_attach(in, c->x);
 	} else {
 		memcpy(in->iname, name, len);
 		in->iname[len] = '\0';
-		in->name = in->iname;
 	}
 	in->namelen = (uint8_t)len;
 }
 
 int mcfs_ns_init(struct mcfs_ns *ns, int64_t now_ns)
 {
-	struct mcfs_inode *root = calloc(1, sizeof(*root) + 1);
+	struct mcfs_inode *root;
 	int ret;
 
+	memset(&ns->slab, 0, sizeof(ns->slab));
+	root = inode_alloc(ns, 0);
 	if (!root)
 		return -ENOMEM;
 	mcfs_ptab_init(&ns->by_ino, hash_by_ino);
 	mcfs_ptab_init(&ns->by_name, hash_by_name);
 	mcfs_ptab_init(&ns->by_seq, hash_by_seq);
-	root->name = root->iname;
 	root->ino = MCFS_ROOT_INO;
 	root->seq = MCFS_ROOT_INO;
 	root->mode = S_IFDIR | 0755;
 	root->atime_ns = root->mtime_ns = root->ctime_ns = now_ns;
 	ret = mcfs_ptab_insert(&ns->by_ino, root);
 	if (ret) {
-		free(root);
+		inode_release(ns, root);
+		islab_fini(&ns->slab);
 		return ret;
 	}
 	ns->root = root;
@@ -208,7 +357,8 @@ void mcfs_ns_fini(struct mcfs_ns *ns)
 	size_t pos = 0;
 
 	while ((in = mcfs_ptab_next(&ns->by_ino, &pos)))
-		inode_free(in);
+		inode_free(ns, in);
+	islab_fini(&ns->slab);
 	mcfs_ptab_fini(&ns->by_ino);
 	mcfs_ptab_fini(&ns->by_name);
 	mcfs_ptab_fini(&ns->by_seq);
@@ -283,14 +433,14 @@ static int ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *nam
 		     uint32_t mode, uint32_t uid, uint32_t gid, const char *target, size_t tlen,
 		     uint64_t ino, int64_t now_ns, struct mcfs_inode **out)
 {
+	struct name_change nc = {NULL, NULL};
 	struct mcfs_inode *in;
 	int ret = -ENOMEM;
 
-	in = calloc(1, sizeof(*in) + len + 1);
+	in = inode_alloc(ns, len);
 	if (!in)
 		return -ENOMEM;
-	in->namecap = (uint8_t)len;
-	name_commit(in, name, len, NULL);
+	name_commit(in, name, len, &nc);
 	if (S_ISLNK(mode)) {
 		in->u.lnk.target = strndup(target, tlen);
 		if (!in->u.lnk.target)
@@ -330,7 +480,7 @@ out_free_target:
 	if (S_ISLNK(mode))
 		free(in->u.lnk.target);
 out_free_inode:
-	free(in);
+	inode_release(ns, in);
 	return ret;
 }
 
@@ -371,7 +521,7 @@ void mcfs_ns_delete(struct mcfs_ns *ns, struct mcfs_inode *in, int64_t now_ns)
 	touch_dir(dir, now_ns);
 	mcfs_ptab_remove(&ns->by_ino, in);
 	ns->ninodes--;
-	inode_free(in);
+	inode_free(ns, in);
 }
 
 int mcfs_ns_move(struct mcfs_ns *ns, struct mcfs_inode *in, struct mcfs_inode *newdir,
@@ -379,22 +529,22 @@ int mcfs_ns_move(struct mcfs_ns *ns, struct mcfs_inode *in, struct mcfs_inode *n
 		 void (*replace)(void *arg, struct mcfs_inode *old), void *arg)
 {
 	struct mcfs_inode *olddir = in->parent, *old;
-	char *own;
+	struct name_change nc;
 	int ret;
 
-	ret = name_prepare(in, name, len, &own);
+	ret = name_prepare(in, name, len, &nc);
 	if (ret)
 		return ret;
 	ret = mcfs_ptab_reserve(&ns->by_seq, 1);
 	if (ret) {
-		free(own);
+		name_abort(&nc);
 		return ret;
 	}
 	old = mcfs_ns_lookup(ns, newdir, name, len);
 	if (old)
 		replace(arg, old);
 	unlink_in(ns, in);
-	name_commit(in, name, len, own);
+	name_commit(in, name, len, &nc);
 	in->parent = newdir;
 	in->seq = ++ns->last_id;
 	link_in(ns, in);
@@ -410,29 +560,29 @@ int mcfs_ns_exchange(struct mcfs_ns *ns, struct mcfs_inode *a, struct mcfs_inode
 	struct mcfs_inode *adir = a->parent, *bdir = b->parent;
 	char aname[MCFS_NAME_MAX + 1], bname[MCFS_NAME_MAX + 1];
 	size_t alen = a->namelen, blen = b->namelen;
-	char *aown, *bown;
+	struct name_change ac, bc = {NULL, NULL};
 	int ret;
 
 	/* Copies: committing one name may overwrite the other's source. */
-	memcpy(aname, a->name, alen);
-	memcpy(bname, b->name, blen);
-	ret = name_prepare(a, bname, blen, &aown);
+	memcpy(aname, mcfs_inode_name(a), alen);
+	memcpy(bname, mcfs_inode_name(b), blen);
+	ret = name_prepare(a, bname, blen, &ac);
 	if (ret)
 		return ret;
-	ret = name_prepare(b, aname, alen, &bown);
+	ret = name_prepare(b, aname, alen, &bc);
 	if (!ret)
 		ret = mcfs_ptab_reserve(&ns->by_seq, 2);
 	if (ret) {
-		free(aown);
-		free(bown);
+		name_abort(&ac);
+		name_abort(&bc);
 		return ret;
 	}
 	unlink_in(ns, a);
 	unlink_in(ns, b);
-	name_commit(a, bname, blen, aown);
+	name_commit(a, bname, blen, &ac);
 	a->parent = bdir;
 	a->seq = ++ns->last_id;
-	name_commit(b, aname, alen, bown);
+	name_commit(b, aname, alen, &bc);
 	b->parent = adir;
 	b->seq = ++ns->last_id;
 	link_in(ns, b);
@@ -485,7 +635,7 @@ struct mcfs_inode *mcfs_ns_walk_next(const struct mcfs_inode *top, struct mcfs_i
 
 static struct mcfs_xattr *xattr_find(const struct mcfs_inode *in, const char *name, size_t nlen)
 {
-	struct mcfs_xattrs *x = in->xattrs;
+	const struct mcfs_xattrs *x = mcfs_inode_xattrs(in);
 
 	if (!x)
 		return NULL;
@@ -506,8 +656,10 @@ int mcfs_ns_xattr_set(struct mcfs_inode *in, const char *name, size_t nlen, cons
 		      size_t vlen, uint32_t flags, size_t max_bytes)
 {
 	struct mcfs_xattr *e = xattr_find(in, name, nlen);
-	struct mcfs_xattrs *x = in->xattrs;
-	size_t bytes = x ? x->bytes : 0;
+	const struct mcfs_xattrs *cur = mcfs_inode_xattrs(in);
+	size_t bytes = cur ? cur->bytes : 0;
+	struct mcfs_inode_ext *ext;
+	struct mcfs_xattrs *x;
 	uint8_t *v = NULL;
 
 	if (e && (flags & MCFS_XATTR_CREATE))
@@ -524,18 +676,16 @@ int mcfs_ns_xattr_set(struct mcfs_inode *in, const char *name, size_t nlen, cons
 			return -ENOMEM;
 		memcpy(v, value, vlen);
 	}
+	ext = ext_get(in);
+	if (!ext)
+		goto out_free_value;
+	x = &ext->xattrs;
 	if (e) {
 		free(e->value);
 		e->value = v;
 		e->vlen = (uint32_t)vlen;
 		x->bytes = (uint32_t)bytes;
 		return 0;
-	}
-	if (!x) {
-		x = calloc(1, sizeof(*x));
-		if (!x)
-			goto out_free_value;
-		in->xattrs = x;
 	}
 	if (x->n == x->cap) {
 		uint32_t cap = x->cap ? x->cap * 2 : 2;
@@ -565,18 +715,19 @@ out_free_value:
 int mcfs_ns_xattr_remove(struct mcfs_inode *in, const char *name, size_t nlen)
 {
 	struct mcfs_xattr *e = xattr_find(in, name, nlen);
-	struct mcfs_xattrs *x = in->xattrs;
+	struct mcfs_xattrs *x;
 
 	if (!e)
 		return -ENODATA;
+	x = &mcfs_inode_ext(in)->xattrs;
 	x->bytes -= e->nlen + e->vlen + MCFS_XATTR_ENTRY_OVERHEAD;
 	free(e->name);
 	free(e->value);
 	*e = x->v[--x->n];
 	if (!x->n) {
 		free(x->v);
-		free(x);
-		in->xattrs = NULL;
+		x->v = NULL;
+		x->cap = 0;
 	}
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "meta/alloc.h"
@@ -100,6 +101,7 @@ void mcfs_obj_fini(struct mcfs_obj *o);
 #define MCFS_I_PENDING	0x1 /* created, not yet published */
 #define MCFS_I_SOFT_PIN 0x2
 #define MCFS_I_HARD_PIN 0x4
+#define MCFS_I_EXT	0x8 /* iname holds a pointer to a struct mcfs_inode_ext */
 
 struct mcfs_xattr {
 	char *name;	/* owned, NUL-terminated */
@@ -116,23 +118,35 @@ struct mcfs_xattrs {
 };
 
 /*
+ * What few inodes need: a name longer than the one the inode was created
+ * with (a rename), and user.* attributes. Allocated on first need and kept
+ * until the inode goes.
+ */
+struct mcfs_inode_ext {
+	char *name;		   /* owned, NUL-terminated: the inode's name */
+	struct mcfs_xattrs xattrs; /* n == 0: none */
+};
+
+/*
  * An inode and its name. The name is stored after the inode in the same
- * allocation (iname, room for namecap bytes) unless a rename gave it a
- * longer one, which then has an allocation of its own.
+ * allocation (iname, room for namecap bytes and a NUL) until the inode
+ * needs a struct mcfs_inode_ext: then iname holds the pointer to it
+ * (namecap is at least 7, so there is room) and the name lives in the ext.
+ * Read both through mcfs_inode_name() and mcfs_inode_xattrs(). The master
+ * keeps one of these per file, so every byte counts (PERFORMANCE.md: at
+ * most 150 bytes per object plus its key).
  */
 struct mcfs_inode {
 	uint64_t ino;
 	uint64_t seq;			/* readdir cookie within the parent */
 	struct mcfs_inode *parent;	/* NULL for the root */
 	struct mcfs_inode *prev, *next; /* siblings, in cookie order */
-	char *name;			/* NUL-terminated, namelen bytes: iname, or owned */
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	uint32_t mode, uid, gid;
 	uint8_t namelen; /* 1..255 (0 for the root) */
-	uint8_t namecap; /* bytes iname can hold, NUL not counted */
+	uint8_t namecap; /* bytes iname can hold, NUL not counted; at least 7 */
 	uint8_t flags;	 /* MCFS_I_* */
 	uint8_t replica_num;
-	struct mcfs_xattrs *xattrs; /* owned; NULL when none */
 	union {
 		struct {
 			struct mcfs_inode *head, *tail; /* children */
@@ -157,7 +171,50 @@ struct mcfs_inode {
 	char iname[];
 };
 
+/* The ext of in (MCFS_I_EXT), or NULL. */
+static inline struct mcfs_inode_ext *mcfs_inode_ext(const struct mcfs_inode *in)
+{
+	struct mcfs_inode_ext *x = NULL;
+
+	if (in->flags & MCFS_I_EXT)
+		memcpy(&x, in->iname, sizeof(x));
+	return x;
+}
+
+/* in's name: NUL-terminated, in->namelen bytes. */
+static inline const char *mcfs_inode_name(const struct mcfs_inode *in)
+{
+	const struct mcfs_inode_ext *x = mcfs_inode_ext(in);
+
+	return x ? x->name : in->iname;
+}
+
+/* in's user.* attributes, or NULL when it has none. */
+static inline const struct mcfs_xattrs *mcfs_inode_xattrs(const struct mcfs_inode *in)
+{
+	const struct mcfs_inode_ext *x = mcfs_inode_ext(in);
+
+	return x && x->xattrs.n ? &x->xattrs : NULL;
+}
+
+/*
+ * Inode memory: per size class (8-byte steps of name room), slots carved
+ * from 64 KiB chunks with no allocator header, a freed slot reused by the
+ * next inode of its class. Chunks go back only with the namespace. Built
+ * with AddressSanitizer, every inode is its own calloc() instead, so that
+ * a use after free is still caught.
+ */
+#define MCFS_ISLAB_CLASSES 32
+
+struct mcfs_islab {
+	void *free[MCFS_ISLAB_CLASSES];	   /* free slots, linked through their first word */
+	uint8_t *next[MCFS_ISLAB_CLASSES]; /* the newest chunk's first unused slot */
+	uint8_t *end[MCFS_ISLAB_CLASSES];  /* and its end */
+	void *chunks;			   /* every chunk, linked through its first word */
+};
+
 struct mcfs_ns {
+	struct mcfs_islab slab;
 	struct mcfs_ptab by_ino;
 	struct mcfs_ptab by_name; /* (parent, name) */
 	struct mcfs_ptab by_seq;  /* moved inodes only (seq != ino) */

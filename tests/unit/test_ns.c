@@ -210,7 +210,7 @@ static void names(struct mcfs_inode *dir, char *out)
 {
 	out[0] = '\0';
 	for (struct mcfs_inode *e = mcfs_ns_resume(&ns, dir, 0); e; e = e->next) {
-		strcat(out, e->name);
+		strcat(out, mcfs_inode_name(e));
 		if (e->next)
 			strcat(out, ",");
 	}
@@ -374,7 +374,7 @@ Test(ns, walk_visits_everything_below)
 	mk(d, "g", S_IFREG);
 	mk(ns.root, "outside", S_IFREG);
 	while ((in = mcfs_ns_walk_next(d, in))) {
-		strcat(buf, in->name);
+		strcat(buf, mcfs_inode_name(in));
 		strcat(buf, ",");
 	}
 	cr_assert_str_eq(buf, "e,f,empty,deep,g,");
@@ -390,7 +390,8 @@ Test(ns, stored_xattrs)
 	cr_assert_null(mcfs_ns_xattr_get(f, "user.a", 6));
 	cr_assert_eq(mcfs_ns_xattr_remove(f, "user.a", 6), -ENODATA);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.a", 6, "12345", 5, 0, 100), 0);
-	cr_assert_eq(f->xattrs->bytes, 6 + 5 + 8);
+	cr_assert_eq(mcfs_inode_xattrs(f)->bytes, 6 + 5 + 8);
+	cr_assert_str_eq(mcfs_inode_name(f), "f", "the name moved to the ext with the xattrs");
 	x = mcfs_ns_xattr_get(f, "user.a", 6);
 	cr_assert_not_null(x);
 	cr_assert_eq(x->vlen, 5);
@@ -399,20 +400,59 @@ Test(ns, stored_xattrs)
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.a", 6, "1", 1, MCFS_XATTR_CREATE, 100), -EEXIST);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, "1", 1, MCFS_XATTR_REPLACE, 100), -ENODATA);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.a", 6, "", 0, MCFS_XATTR_REPLACE, 100), 0);
-	cr_assert_eq(f->xattrs->bytes, 6 + 8);
+	cr_assert_eq(mcfs_inode_xattrs(f)->bytes, 6 + 8);
 	cr_assert_eq(mcfs_ns_xattr_get(f, "user.a", 6)->vlen, 0);
 	/* The limit counts names, values and 8 bytes per entry (a packed list's length words). */
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, v, 72, 0, 100), 0);
-	cr_assert_eq(f->xattrs->bytes, 100);
+	cr_assert_eq(mcfs_inode_xattrs(f)->bytes, 100);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.c", 6, "", 0, 0, 100), -ENOSPC);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.b", 6, v, 73, 0, 100), -ENOSPC);
 	cr_assert_eq(mcfs_ns_xattr_remove(f, "user.a", 6), 0);
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.c", 6, "", 0, 0, 100), 0);
 	cr_assert_eq(mcfs_ns_xattr_remove(f, "user.b", 6), 0);
 	cr_assert_eq(mcfs_ns_xattr_remove(f, "user.c", 6), 0);
-	cr_assert_null(f->xattrs);
+	cr_assert_null(mcfs_inode_xattrs(f));
+	cr_assert_eq(lk(ns.root, "f"), f);
 	/* Freed with the inode (the sanitizer build checks). */
 	cr_assert_eq(mcfs_ns_xattr_set(f, "user.z", 6, "zz", 2, 0, 100), 0);
+}
+
+/*
+ * Inode memory is reused: names of every length, deleted and created again
+ * in other orders and lengths, never overlap (each keeps its own name and
+ * fields), and a rename within an inode's room stays in place.
+ */
+Test(ns, inode_slots_reused)
+{
+	struct mcfs_inode *d = mk(ns.root, "d", S_IFDIR), *v[600];
+	char name[300];
+	int i, j;
+
+	for (int round = 0; round < 3; round++) {
+		for (i = 0; i < 600; i++) {
+			int len = 8 + (i * 7 + round * 13) % 248; /* 8..255 */
+			int pre = snprintf(name, sizeof(name), "%04d-%d-", i, round);
+
+			for (j = pre; j < len; j++)
+				name[j] = (char)('a' + (i + j + round) % 26);
+			name[len] = '\0';
+			v[i] = mk(d, name, S_IFREG);
+			cr_assert_geq(v[i]->namecap, strlen(name));
+			v[i]->u.file.obj.size = (uint64_t)i * 1000 + (uint64_t)round;
+		}
+		for (i = 0; i < 600; i++) {
+			cr_assert_eq(lk(d, mcfs_inode_name(v[i])), v[i]);
+			cr_assert_eq(v[i]->u.file.obj.size, (uint64_t)i * 1000 + (uint64_t)round);
+		}
+		/* Free every other one, then all: their slots come back next round. */
+		for (i = 0; i < 600; i += 2)
+			mcfs_ns_delete(&ns, v[i], ++now_ns);
+		for (i = 1; i < 600; i += 2) {
+			cr_assert_eq(lk(d, mcfs_inode_name(v[i])), v[i]);
+			mcfs_ns_delete(&ns, v[i], ++now_ns);
+		}
+		cr_assert_null(d->u.dir.head);
+	}
 }
 
 /* Many entries: every lookup lands, and the listing is in creation order. */
@@ -448,26 +488,44 @@ Test(ns, renames_change_name_length)
 	struct mcfs_inode *b = mk(d, "a-much-longer-name", S_IFREG), *gone = NULL;
 	char buf[256];
 
-	cr_assert_eq(a->name, a->iname);
+	/* Every inode has room for 7 bytes of name in place (or the ext pointer). */
+	cr_assert_eq(a->namecap, 7);
+	cr_assert_eq(mcfs_inode_name(a), a->iname);
+	cr_assert_eq(mcfs_ns_move(&ns, a, d, "abcdefg", 7, ++now_ns, noop_replace, &gone), 0);
+	cr_assert_eq(mcfs_inode_name(a), a->iname);
+	cr_assert_str_eq(mcfs_inode_name(a), "abcdefg");
 	cr_assert_eq(mcfs_ns_move(&ns, a, d, "a-longer-name", 13, ++now_ns, noop_replace, &gone),
 		     0);
-	cr_assert_neq(a->name, a->iname);
-	cr_assert_str_eq(a->name, "a-longer-name");
+	cr_assert(a->flags & MCFS_I_EXT);
+	cr_assert_str_eq(mcfs_inode_name(a), "a-longer-name");
+	cr_assert_eq(a->namelen, 13);
 	cr_assert_eq(lk(d, "a-longer-name"), a);
+	cr_assert_null(lk(d, "abcdefg"));
 	cr_assert_eq(mcfs_ns_move(&ns, a, d, "x", 1, ++now_ns, noop_replace, &gone), 0);
-	cr_assert_eq(a->name, a->iname);
-	cr_assert_str_eq(a->name, "x");
+	cr_assert_str_eq(mcfs_inode_name(a), "x");
 	cr_assert_eq(mcfs_ns_exchange(&ns, a, b, ++now_ns), 0);
-	cr_assert_str_eq(a->name, "a-much-longer-name");
-	cr_assert_str_eq(b->name, "x");
+	cr_assert_str_eq(mcfs_inode_name(a), "a-much-longer-name");
+	cr_assert_str_eq(mcfs_inode_name(b), "x");
 	cr_assert_eq(lk(d, "a-much-longer-name"), a);
 	cr_assert_eq(lk(d, "x"), b);
 	cr_assert_eq(mcfs_ns_exchange(&ns, b, a, ++now_ns), 0);
-	cr_assert_str_eq(a->name, "x");
-	cr_assert_str_eq(b->name, "a-much-longer-name");
-	cr_assert_eq(b->name, b->iname);
+	cr_assert_str_eq(mcfs_inode_name(a), "x");
+	cr_assert_str_eq(mcfs_inode_name(b), "a-much-longer-name");
+	cr_assert_not(b->flags & MCFS_I_EXT, "b's own room held both names");
+	cr_assert_eq(mcfs_inode_name(b), b->iname);
+	/* An inode with an ext (xattrs) keeps its attributes through renames. */
+	cr_assert_eq(mcfs_ns_xattr_set(b, "user.k", 6, "v", 1, 0, 100), 0);
+	cr_assert_eq(mcfs_ns_move(&ns, b, d, "b2", 2, ++now_ns, noop_replace, &gone), 0);
+	cr_assert_str_eq(mcfs_inode_name(b), "b2");
+	cr_assert_eq(mcfs_ns_xattr_get(b, "user.k", 6)->vlen, 1);
+	cr_assert_eq(mcfs_ns_exchange(&ns, a, b, ++now_ns), 0);
+	cr_assert_str_eq(mcfs_inode_name(a), "b2");
+	cr_assert_str_eq(mcfs_inode_name(b), "x");
+	cr_assert_eq(lk(d, "x"), b);
+	cr_assert_eq(lk(d, "b2"), a);
+	cr_assert_eq(mcfs_ns_exchange(&ns, a, b, ++now_ns), 0);
 	names(d, buf);
-	cr_assert_str_eq(buf, "x,a-much-longer-name");
+	cr_assert_str_eq(buf, "b2,x");
 	/* Freed with a name of its own (the sanitizer build checks). */
 	cr_assert_eq(
 	    mcfs_ns_move(&ns, b, d, "b-is-now-even-longer", 20, ++now_ns, noop_replace, &gone), 0);
