@@ -11,7 +11,9 @@
  * halted vCPU, 20-50 us here), so right after a request the device is read
  * without blocking for a short while, and only then does the thread sleep.
  * A request that arrives within the window is taken at once; the price is
- * at most that window of CPU time after each request.
+ * at most that window of CPU time after each request. Each look yields the
+ * CPU first, so a spinning daemon never keeps a runnable thread (the very
+ * caller it waits for, often, on a machine with few cores) off its CPU.
  */
 #include "mcfs/kio.h"
 
@@ -19,6 +21,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -82,9 +85,7 @@ static ssize_t read_polled(int fd, void *buf, size_t len)
 				return -1; /* EINTR: a signal (unmount, SIGTERM) */
 			start = 0;
 		}
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
+		sched_yield(); /* whatever else is runnable here (the caller, often) goes first */
 	}
 }
 

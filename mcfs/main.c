@@ -90,8 +90,9 @@ static void usage(FILE *f)
 	    "  --replicas N           default replica count for new files (default 1)\n"
 	    "  --transport NAME       tcp, rdma or auto (default auto)\n"
 	    "  --node-name NAME       name shown in replicas and status (default: host name)\n"
-	    "  --poll-us N            after a request, poll for the next one N microseconds\n"
-	    "                         before sleeping (default 50; 0 sleeps at once)\n"
+	    "  --poll-us N            after a request, look for the next one (and for the\n"
+	    "                         master's answer) N microseconds before sleeping\n"
+	    "                         (default 50; 0 sleeps at once)\n"
 	    "embedded master only (the same settings as mcfs-master's):\n"
 	    "  --lease-ttl DURATION   read lease (default 10s)\n"
 	    "  --soft-pin-ttl DURATION, --max-soft-pin-ttl DURATION\n"
@@ -479,6 +480,7 @@ static int join_master(struct mcfs_node *n)
 		return ret;
 	if (getrandom(&n->incarnation, sizeof(n->incarnation), 0) != sizeof(n->incarnation))
 		n->incarnation = mcfs_wall_ns() ^ (uint64_t)getpid() << 32;
+	mcfs_mc_set_poll(n->mc, (unsigned int)c->poll_us);
 	mcfs_mc_set_rejoin(n->mc, node_hello, n);
 	return mcfs_mc_rejoin(n->mc);
 }

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ struct mcfs_mc {
 	int (*resolve)(void *arg, char *host, size_t hostsz, uint16_t *port);
 	void *resolve_arg;
 	pthread_mutex_t fd_lock; /* fd changes vs mcfs_mc_kick() */
+	uint64_t poll_ns;	 /* look for the answer this long before sleeping */
 };
 
 static int dial(const char *host, uint16_t port, bool quiet)
@@ -254,6 +256,46 @@ static int recv_all(int fd, uint8_t *p, size_t len)
 	return 0;
 }
 
+void mcfs_mc_set_poll(struct mcfs_mc *mc, unsigned int us)
+{
+	pthread_mutex_lock(&mc->lock);
+	mc->poll_ns = (uint64_t)us * 1000;
+	pthread_mutex_unlock(&mc->lock);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Wait up to timeout_ms for fd to be readable: for the first poll_ns by
+ * looking without sleeping (an answer from a master on this machine or a
+ * near one often comes within tens of microseconds, and waking a sleeping
+ * thread costs about as much on a virtual machine), then asleep. poll()'s
+ * answer: 1, 0 on timeout, -1 with errno.
+ */
+static int wait_readable(int fd, uint64_t poll_ns, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	uint64_t start;
+	int ret;
+
+	if (poll_ns) {
+		start = mono_ns();
+		do {
+			ret = poll(&pfd, 1, 0);
+			if (ret)
+				return ret;
+			sched_yield(); /* let whatever is runnable here go first */
+		} while (mono_ns() - start < poll_ns);
+	}
+	return poll(&pfd, 1, timeout_ms);
+}
+
 /* Read frames into rbuf until the response to req_id; the frame is left at rbuf->data. */
 static int recv_response_locked(struct mcfs_mc *mc, uint64_t req_id, struct mcfs_buf *rbuf)
 {
@@ -261,8 +303,6 @@ static int recv_response_locked(struct mcfs_mc *mc, uint64_t req_id, struct mcfs
 	int ret;
 
 	for (;;) {
-		struct pollfd pfd = {.fd = mc->fd, .events = POLLIN};
-
 		rbuf->len = 0;
 		ret = mcfs_buf_reserve(rbuf, MCFS_FRAME_HDR);
 		if (ret)
@@ -272,7 +312,7 @@ static int recv_response_locked(struct mcfs_mc *mc, uint64_t req_id, struct mcfs
 		 * rather than a hung caller. The wait is only for the start of a
 		 * frame: a late answer is skipped by its req_id next time.
 		 */
-		ret = poll(&pfd, 1, MCFS_RPC_TIMEOUT_MS);
+		ret = wait_readable(mc->fd, mc->poll_ns, MCFS_RPC_TIMEOUT_MS);
 		if (ret == 0)
 			return -ETIMEDOUT;
 		if (ret < 0)

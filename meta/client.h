@@ -47,6 +47,14 @@ int mcfs_mc_connect_resolve(int (*resolve)(void *arg, char *host, size_t hostsz,
  */
 void mcfs_mc_kick(struct mcfs_mc *mc);
 
+/*
+ * After sending a request, look for the answer for us microseconds before
+ * sleeping until it comes (0, the default: sleep at once). Trades a little
+ * CPU for latency: a thread asleep on a virtual machine takes tens of
+ * microseconds to wake.
+ */
+void mcfs_mc_set_poll(struct mcfs_mc *mc, unsigned int us);
+
 /* A client for an in-process master; m stays owned by the caller. */
 int mcfs_mc_embedded(struct mcfs_master *m, struct mcfs_mc **out);
 void mcfs_mc_close(struct mcfs_mc *mc);

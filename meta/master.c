@@ -72,6 +72,7 @@ void mcfs_master_conf_default(struct mcfs_master_conf *c)
 	c->evict_ratio = 0.05;
 	c->default_replicas = 1;
 	c->put_timeout_ms = 60000;
+	c->poll_us = 50;
 }
 
 static uint64_t real_clock(void *arg)
@@ -1983,6 +1984,11 @@ void mcfs_master_set_epoch(struct mcfs_master *m, uint64_t epoch)
 uint64_t mcfs_master_epoch(const struct mcfs_master *m)
 {
 	return m->epoch;
+}
+
+const struct mcfs_master_conf *mcfs_master_get_conf(const struct mcfs_master *m)
+{
+	return &m->conf;
 }
 
 uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)

@@ -36,6 +36,12 @@ struct mcfs_master_conf {
 	 * Default 60000.
 	 */
 	uint64_t put_timeout_ms;
+	/*
+	 * mcfs_master_serve(): after handling requests, look for more for this
+	 * many microseconds before sleeping in epoll_wait (0: sleep at once).
+	 * Default 50.
+	 */
+	uint32_t poll_us;
 };
 
 /* Fill c with the defaults above. */
@@ -105,6 +111,8 @@ void mcfs_master_set_epoch(struct mcfs_master *m, uint64_t epoch);
 
 /* Copy the counters into st. */
 void mcfs_master_get_stats(const struct mcfs_master *m, struct mcfs_master_stats *st);
+/* The settings m runs with. */
+const struct mcfs_master_conf *mcfs_master_get_conf(const struct mcfs_master *m);
 
 /*
  * The epoch every response carries: the leader election revision, 1 while

@@ -46,7 +46,7 @@ struct options {
 	bool verbose;
 };
 
-enum kind { K_HOSTPORT, K_HOSTPORT_OFF, K_DURATION, K_RATIO, K_STRING, K_FLAG };
+enum kind { K_HOSTPORT, K_HOSTPORT_OFF, K_DURATION, K_RATIO, K_STRING, K_FLAG, K_USEC };
 
 struct opt {
 	const char *name;
@@ -84,6 +84,9 @@ static const struct opt opts[] = {
 	"a node silent this long is dropped (default 10s)"),
     OPT("put-timeout", K_DURATION, mc.put_timeout_ms, 0, "DURATION",
 	"a write its node leaves untouched this long is revoked (default 60s)"),
+    OPT("poll-us", K_USEC, mc.poll_us, 0, "N",
+	"after requests, look for more N microseconds before sleeping (default 50; 0: sleep at "
+	"once)"),
     OPT("data-dir", K_STRING, data_dir, 0, "DIR",
 	"keep directories and counters here, so a restart loses nothing"),
     OPT("token-file", K_STRING, token_file, 0, "FILE", "cluster secret"),
@@ -183,6 +186,19 @@ static int apply(struct options *o, const struct opt *op, const char *value, cha
 		}
 		free(*sp);
 		*sp = copy;
+		return 0;
+	}
+	case K_USEC: {
+		char *end;
+		unsigned long us;
+
+		errno = 0;
+		us = strtoul(value, &end, 10);
+		if (!*value || *end || errno || us > 10000 || value[0] == '-') {
+			snprintf(err, errsz, "bad value '%s' (microseconds, 0 to 10000)", value);
+			return -EINVAL;
+		}
+		*(uint32_t *)dst = (uint32_t)us;
 		return 0;
 	}
 	case K_FLAG:

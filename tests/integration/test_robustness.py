@@ -127,16 +127,31 @@ def test_bad_poll_us_is_usage(scratch, value):
     assert not is_mounted(str(mnt))
 
 
+@pytest.mark.parametrize("value", ["-1", "10001", "abc", ""])
+def test_master_bad_poll_us_is_usage(value):
+    """mcfs-master --poll-us takes microseconds from 0 to 10000 too."""
+    from helpers import binary, free_port
+
+    r = subprocess.run([binary("mcfs-master"), "--listen", f"127.0.0.1:{free_port()}",
+                        "--http", "off",
+                        f"--poll-us={value}"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "--poll-us" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("mode", ["embedded", "external"])
 @pytest.mark.parametrize("poll_us", ["0", "1", "10000"])
-def test_poll_us_serves_and_stops(start_node, poll_us):
-    """Whether the daemon sleeps in read() at once (0) or polls /dev/fuse
-    first, requests are served, and SIGTERM stops it while it waits
-    (a signal must end the poll, not be swallowed by it)."""
+def test_poll_us_serves_and_stops(start_node, mode, poll_us):
+    """Whether the daemon (and the master, and the daemon waiting for the
+    master's answers) sleeps at once (0) or polls first, requests are
+    served, and SIGTERM stops the daemon while it waits (a signal must end
+    the poll, not be swallowed by it)."""
     import time
 
     from helpers import is_mounted
 
-    n = start_node(extra=["--poll-us", poll_us])
+    n = start_node(mode, extra=["--poll-us", poll_us],
+                   master_extra=["--poll-us", poll_us] if mode == "external" else [])
     data = os.urandom(3 * MiB + 17)
     for i in range(20):
         with open(os.path.join(n.mnt, f"k{i}"), "wb") as f:
