@@ -512,8 +512,11 @@ int main(int argc, char *argv[])
 	conf.attr_timeout = 1.0;
 	conf.poll_us = DEFAULT_POLL_US;
 	mcfs_master_conf_default(&conf.mconf);
-	if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1)
+	if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1) {
+		conf_free(&conf); /* what was parsed before the bad option */
+		fuse_opt_free_args(&args);
 		return 2;
+	}
 	if (conf.show_help) {
 		usage(stdout);
 		return 0;
@@ -531,6 +534,9 @@ int main(int argc, char *argv[])
 			fuse_opt_add_arg(&fa, argv[i]);
 		if (mcfs_conf_load(config, conf_set, &fa)) {
 			fprintf(stderr, "mcfs: --config %s: cannot use this file\n", config);
+			fuse_opt_free_args(&fa);
+			fuse_opt_free_args(&args);
+			conf_free(&conf); /* config too */
 			return 2;
 		}
 		fuse_opt_free_args(&args);
@@ -542,8 +548,12 @@ int main(int argc, char *argv[])
 		conf.poll_us = DEFAULT_POLL_US;
 		mcfs_master_conf_default(&conf.mconf);
 		args = fa;
-		if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1)
+		if (fuse_opt_parse(&args, &conf, node_opts, opt_proc) == -1) {
+			conf_free(&conf);
+			fuse_opt_free_args(&args);
+			free(config);
 			return 2;
+		}
 		free(config);
 	}
 	if (!conf.mountpoint) {
