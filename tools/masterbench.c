@@ -37,6 +37,7 @@
 #include "common/util.h"
 #include "meta/client.h"
 #include "meta/proto.h"
+#include "tools/proc_rss.h"
 #include "transport/frame.h"
 
 struct opts {
@@ -155,24 +156,7 @@ static int start_master(uint16_t port)
 	return 0;
 }
 
-/* The master's resident set (KiB) and CPU time (ms), from /proc. */
-static long master_rss_kib(void)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)master_pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
+/* The master's CPU time (s), from /proc. */
 static double master_cpu_s(void)
 {
 	char path[64], buf[1024], *p;
@@ -586,7 +570,7 @@ int main(int argc, char **argv)
 	 */
 	memset(wall, 0, sizeof(wall));
 	memset(cpu, 0, sizeof(cpu));
-	rss0 = master_rss_kib();
+	rss0 = proc_rss_kib(master_pid);
 	for (unsigned long lo = 0; lo < o.objects; lo += o.batch) {
 		unsigned long hi = lo + o.batch < o.objects ? lo + o.batch : o.objects;
 
@@ -597,7 +581,7 @@ int main(int argc, char **argv)
 		if (release(mc, &s, lo, hi) || drain_sync(mc))
 			goto out;
 	}
-	rss1 = master_rss_kib();
+	rss1 = proc_rss_kib(master_pid);
 	for (unsigned long lo = 0; lo < o.objects; lo += o.batch) {
 		unsigned long hi = lo + o.batch < o.objects ? lo + o.batch : o.objects;
 

@@ -23,21 +23,7 @@
 #include "meta/client.h"
 #include "meta/master.h"
 #include "meta/proto.h"
-
-static long rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kib = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
+#include "tools/proc_rss.h"
 
 static int call(struct mcfs_mc *mc, struct mcfs_msg *q, struct mcfs_msg *r, struct mcfs_buf *rb)
 {
@@ -123,7 +109,7 @@ int main(int argc, char **argv)
 		mcfs_mc_close(mc);
 	}
 
-	rss0 = rss_kib();
+	rss0 = proc_rss_kib(0);
 	t0 = mcfs_now_ms();
 	for (unsigned long k = 0; k < nodes; k++) {
 		unsigned long first = objects * k / nodes, last = objects * (k + 1) / nodes;
@@ -186,7 +172,7 @@ int main(int argc, char **argv)
 		mcfs_mc_close(mc);
 	}
 	t1 = mcfs_now_ms();
-	rss1 = rss_kib();
+	rss1 = proc_rss_kib(0);
 	printf("rebuilt %lu objects from %lu nodes in %lu directories: %.3f s, %.0f objects/s, "
 	       "%.0f bytes of master memory per object (RSS)\n",
 	       objects, nodes, dirs, (double)(t1 - t0) / 1000,
