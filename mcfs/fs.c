@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -127,6 +128,19 @@ struct mcfs_remote {
 	uint64_t prefix;  /* chunks [0, prefix) all arrived */
 	uint64_t fetched; /* bytes [0, fetched) of buf are in */
 	int error;
+
+	/*
+	 * Sequential reads stream instead (FUSE thread only): each read's range
+	 * is asked of the replica ahead of time and its bytes are spliced from
+	 * the socket into the reply, moved once. Any trouble falls back to the
+	 * whole-object fetch above, which tries every replica.
+	 */
+	struct mcfs_xport_stream *st;
+	uint64_t st_pos;  /* object offset of the next data byte on st */
+	uint64_t st_end;  /* asked up to here */
+	uint32_t st_unit; /* bytes per ask: the last read's size */
+	uint32_t st_rep;  /* the replica st reads */
+	bool nostream;	  /* streaming failed once: fetch */
 };
 
 struct mcfs_dirh {
@@ -294,6 +308,8 @@ static void reply_entry_from(fuse_req_t req, struct call *c, int ret)
 	fuse_reply_entry(req, &e);
 }
 
+static bool stream_splice; /* replies may splice from a socket (FUSE_CAP_SPLICE_WRITE) */
+
 static void mcfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct mcfs_node *n = userdata;
@@ -311,6 +327,14 @@ static void mcfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
+	/*
+	 * Remote reads splice their bytes from the socket (fuse_reply_data);
+	 * nothing else does. libfuse offers it only where the session's I/O
+	 * (mcfs/kio.c) can splice.
+	 */
+	stream_splice = conn->capable & FUSE_CAP_SPLICE_WRITE;
+	if (stream_splice)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	conn->max_write = 1u << 20;
 	conn->max_read = 0;
 	conn->max_readahead = 1u << 20;
@@ -682,6 +706,7 @@ static void remote_free(struct mcfs_remote *rm)
 {
 	if (!rm)
 		return;
+	mcfs_xport_stream_close(rm->st, true);
 	pthread_mutex_lock(&rm->mu);
 	rm->cancel = true;
 	pthread_mutex_unlock(&rm->mu);
@@ -948,6 +973,189 @@ static int fh_base(struct mcfs_fh *fh)
 	if (!ret)
 		fh->data = fh->remote->buf;
 	return ret;
+}
+
+#define STREAM_FIRST   (1u << 20) /* asked at open: a whole KV block, or the kernel's largest read */
+#define STREAM_AHEAD   2	  /* reads asked ahead of the one being answered */
+#define STREAM_ASK_MAX (8u << 20) /* the most one ask may ask for (MCFS_SEG_IO_MAX) */
+
+static void stream_drop(struct mcfs_remote *rm, bool reuse)
+{
+	mcfs_xport_stream_close(rm->st, reuse);
+	rm->st = NULL;
+}
+
+/* After a failure: log it, and let the handle fetch from now on. */
+static void stream_fail(struct mcfs_fh *fh, int err)
+{
+	struct mcfs_remote *rm = fh->remote;
+	char addr[sizeof(rm->rep[0].addr)];
+
+	pthread_mutex_lock(&rm->mu);
+	memcpy(addr, rm->rep[rm->st_rep].addr, sizeof(addr));
+	pthread_mutex_unlock(&rm->mu);
+	mcfs_warn("inode %" PRIu64 ": streaming from %s failed (%s), fetching instead", fh->ino,
+		  addr, strerror(-err));
+	stream_drop(rm, false);
+	rm->nostream = true;
+}
+
+/* Ask for the object's bytes [st_end, end), in asks of st_unit. */
+static int stream_ask(struct mcfs_fh *fh, uint64_t end)
+{
+	struct mcfs_remote *rm = fh->remote;
+	struct mcfs_grant g;
+	int ret = 0;
+
+	if (end > fh->size)
+		end = fh->size;
+	pthread_mutex_lock(&rm->mu);
+	g = rm->rep[rm->st_rep].g; /* the lease thread may renew it */
+	pthread_mutex_unlock(&rm->mu);
+	while (rm->st_end < end && !ret) {
+		uint64_t len = end - rm->st_end < rm->st_unit ? end - rm->st_end : rm->st_unit;
+
+		ret = mcfs_xport_stream_ask(rm->st, &g, g.offset + rm->st_end, (uint32_t)len);
+		if (!ret)
+			rm->st_end += len;
+	}
+	return ret == -EINVAL ? 0 : ret; /* enough asked for now */
+}
+
+/* A stream starting at off, asking for len bytes. 0, or -errno: fetch instead. */
+static int stream_start(struct mcfs_fh *fh, uint64_t off, uint64_t len)
+{
+	struct mcfs_remote *rm = fh->remote;
+	char addr[sizeof(rm->rep[0].addr)];
+	int ret;
+
+	pthread_mutex_lock(&rm->mu);
+	rm->st_rep = rm->cur < rm->nrep ? rm->cur : 0;
+	memcpy(addr, rm->rep[rm->st_rep].addr, sizeof(addr));
+	pthread_mutex_unlock(&rm->mu);
+	ret = mcfs_xport_stream_open(fh->n->xc, addr, &rm->st);
+	if (ret) {
+		rm->st = NULL;
+		return ret;
+	}
+	rm->st_pos = rm->st_end = off;
+	rm->st_unit = len < STREAM_ASK_MAX ? (uint32_t)len : STREAM_ASK_MAX;
+	ret = stream_ask(fh, off + len);
+	if (ret)
+		stream_drop(rm, false);
+	return ret;
+}
+
+/*
+ * On opening a remote file for reading: ask for its first bytes at once,
+ * so that they travel while the open is answered and the first read comes.
+ */
+static void remote_prefetch(struct mcfs_fh *fh)
+{
+	struct mcfs_remote *rm = fh->remote;
+
+	if (!rm || rm->st || rm->buf || rm->nostream || !fh->size)
+		return;
+	if (stream_start(fh, 0, fh->size < STREAM_FIRST ? fh->size : STREAM_FIRST))
+		rm->nostream = true; /* -EBUSY, -EOPNOTSUPP, a peer down: fetch */
+}
+
+/*
+ * Replies libfuse can splice: the header and data must fit a pipe, which
+ * grows to 1 MiB (pipe-max-size) without CAP_SYS_RESOURCE, less libfuse's
+ * margin of three pages.
+ */
+#define STREAM_SPLICE_MAX ((1u << 20) - (16u << 10))
+
+/* The FUSE thread's buffer for reads copied from a stream: kept, so its pages stay faulted. */
+static uint8_t *stream_buf;
+static uint64_t stream_buf_cap;
+
+/* Answer a read of [off, off + n) from the stream's bytes, copied (across answers). */
+static int stream_reply_copy(fuse_req_t req, struct mcfs_fh *fh, uint64_t n)
+{
+	struct mcfs_remote *rm = fh->remote;
+	uint8_t *buf;
+	uint64_t got = 0;
+	uint32_t avail;
+	int fd, ret = 0;
+
+	if (n > stream_buf_cap) {
+		buf = realloc(stream_buf, n);
+		if (!buf)
+			return -ENOMEM;
+		stream_buf = buf;
+		stream_buf_cap = n;
+	}
+	buf = stream_buf;
+	while (got < n && !ret) {
+		uint64_t want = n - got < UINT32_MAX ? n - got : UINT32_MAX;
+
+		ret = mcfs_xport_stream_next(rm->st, (uint32_t)want, &fd, &avail);
+		if (!ret && recv(fd, buf + got, avail, MSG_WAITALL) != (ssize_t)avail)
+			ret = -EIO; /* the bytes were queued: nothing short of a reset stops this */
+		if (!ret) {
+			mcfs_xport_stream_consumed(rm->st, avail);
+			got += avail;
+		}
+	}
+	if (!ret) {
+		rm->st_pos += n;
+		fuse_reply_buf(req, (const char *)buf, n);
+	}
+	return ret;
+}
+
+/*
+ * Answer a read from the stream, starting one where there is none or the
+ * read is not the next in line. 0 when replied; -errno when the caller is
+ * to fetch and reply instead (nothing was replied).
+ */
+static int stream_read(fuse_req_t req, struct mcfs_fh *fh, uint64_t off, uint64_t n)
+{
+	struct mcfs_remote *rm = fh->remote;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
+	uint32_t avail;
+	int fd, ret;
+
+	if (rm->nostream)
+		return -EAGAIN;
+	if (rm->st && rm->st_pos != off)
+		stream_drop(rm, false); /* not sequential: start over here */
+	if (!rm->st) {
+		ret = stream_start(fh, off, n);
+		if (ret) {
+			rm->nostream = true;
+			return ret;
+		}
+	}
+	if (n > rm->st_unit || n < rm->st_unit / 2)
+		rm->st_unit = n < STREAM_ASK_MAX ? (uint32_t)n : STREAM_ASK_MAX;
+	/* This read's bytes, and the next reads' on their way while we answer. */
+	ret = stream_ask(fh, off + n + (uint64_t)STREAM_AHEAD * rm->st_unit);
+	if (!ret)
+		ret = mcfs_xport_stream_next(rm->st, n < UINT32_MAX ? (uint32_t)n : UINT32_MAX, &fd,
+					     &avail);
+	if (ret) {
+		stream_fail(fh, ret);
+		return ret;
+	}
+	if (avail < n || n > STREAM_SPLICE_MAX || !stream_splice) {
+		/* No splice, too large to splice, or the read spans answers: copy it together. */
+		ret = stream_reply_copy(req, fh, n);
+		if (ret)
+			stream_fail(fh, ret);
+		return ret;
+	}
+	/* All n bytes wait on the socket: splice them into the reply. */
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_RETRY;
+	bv.buf[0].fd = fd;
+	ret = fuse_reply_data(req, &bv, 0);
+	mcfs_xport_stream_consumed(rm->st, avail);
+	rm->st_pos += n;
+	if (ret) /* the reader went away: where the socket stands is unknown */
+		stream_drop(rm, false);
+	return 0;
 }
 
 static int stage_ptr(struct mcfs_fh *fh, const struct mcfs_msg *m, uint8_t **out, uint64_t *cap)
@@ -1468,6 +1676,8 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 		}
 	}
 	fh_choose_cache(fh, fi);
+	if (!write)
+		remote_prefetch(fh);
 	/* Closing a read handle publishes nothing: spare the round trip. */
 	fi->noflush = !write;
 	fi->fh = (uintptr_t)fh;
@@ -1554,7 +1764,11 @@ static void mcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (!data && len && !fh->staged && fh->remote && off >= 0 && (uint64_t)off < len) {
 		uint64_t end = (uint64_t)off + size < len ? (uint64_t)off + size : len;
-		int ret = remote_wait(fh, end);
+		int ret;
+
+		if (!fh->remote->buf && !stream_read(req, fh, (uint64_t)off, end - (uint64_t)off))
+			return;
+		ret = remote_wait(fh, end);
 
 		if (ret) {
 			fuse_reply_err(req, -ret);
@@ -2382,6 +2596,10 @@ static void mcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 void mcfs_fs_fini(struct mcfs_node *n)
 {
 	struct mcfs_ino *in, *tmp;
+
+	free(stream_buf);
+	stream_buf = NULL;
+	stream_buf_cap = 0;
 
 	struct mcfs_inval *iv, *ivtmp;
 

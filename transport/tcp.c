@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -708,6 +709,7 @@ struct tcp_client {
 	uint32_t timeout_ms, chunk, depth, max_idle, sockbuf;
 	pthread_mutex_t lock; /* protects peers and everything in them */
 	struct peer *peers;
+	atomic_uint nstreams; /* streams open (mcfs_xport_stream_open) */
 };
 
 static int tcp_client_create(const struct mcfs_xport_client_conf *conf,
@@ -1020,6 +1022,182 @@ static int tcp_write(struct mcfs_xport_client *c, const char *addr, const struct
 {
 	/* xfer only sends from buf for a write; the cast spares a second copy of it. */
 	return tcp_xfer((struct tcp_client *)c, addr, MCFS_SEG_WRITE, g, off, (uint8_t *)buf, len);
+}
+
+/* ---- streams ---- */
+
+/* Answers a stream may have outstanding; a reader asks one or two ahead. */
+#define STREAM_ASKS 8
+
+struct mcfs_xport_stream {
+	struct tcp_client *cl;
+	struct cconn *cn;
+	bool broken; /* a transport error: never pooled */
+	uint32_t nq, qhead;
+	uint64_t qid[STREAM_ASKS];
+	uint32_t qlen[STREAM_ASKS];
+	uint32_t left;	/* data bytes of the current answer still on the socket */
+	uint32_t lowat; /* SO_RCVLOWAT set on the socket, 1 by default */
+	char addr[];
+};
+
+int mcfs_xport_stream_open(struct mcfs_xport_client *c, const char *addr,
+			   struct mcfs_xport_stream **out)
+{
+	struct tcp_client *cl = (struct tcp_client *)c;
+	struct mcfs_xport_stream *s;
+	bool reused;
+	int ret;
+
+	if (!c || !addr || !out)
+		return -EINVAL;
+	if (c->ops != &mcfs_xport_tcp)
+		return -EOPNOTSUPP;
+	/* Each holds a connection and up to a few answers in its socket buffer. */
+	if (atomic_fetch_add(&cl->nstreams, 1) >= cl->max_idle) {
+		atomic_fetch_sub(&cl->nstreams, 1);
+		return -EBUSY;
+	}
+	s = calloc(1, sizeof(*s) + strlen(addr) + 1);
+	if (!s) {
+		ret = -ENOMEM;
+		goto out_count;
+	}
+	ret = cconn_get(cl, addr, false, &s->cn, &reused);
+	if (ret)
+		goto out_free;
+	s->cl = cl;
+	s->lowat = 1;
+	strcpy(s->addr, addr);
+	*out = s;
+	return 0;
+
+out_free:
+	free(s);
+out_count:
+	atomic_fetch_sub(&cl->nstreams, 1);
+	return ret;
+}
+
+int mcfs_xport_stream_ask(struct mcfs_xport_stream *s, const struct mcfs_grant *g, uint64_t off,
+			  uint32_t len)
+{
+	uint8_t head[MCFS_SEG_REQ_BYTES];
+	struct mcfs_seg_req r = {.grant = *g, .off = off, .len = len};
+	struct iovec iov = {head, sizeof(head)};
+	uint32_t slot;
+	int ret;
+
+	if (s->broken)
+		return -EIO;
+	if (s->nq >= STREAM_ASKS || !len || len > MCFS_SEG_IO_MAX || len > UINT64_MAX - off)
+		return -EINVAL;
+	slot = (s->qhead + s->nq) % STREAM_ASKS;
+	s->qid[slot] = s->cn->next_id++;
+	s->qlen[slot] = len;
+	mcfs_seg_req_encode(head, MCFS_SEG_READ, s->qid[slot], &r);
+	ret = send_iov(s->cn->fd, &iov, 1);
+	if (ret) {
+		s->broken = true;
+		mcfs_debug("segment client: %s: %s", s->addr, strerror(-ret));
+		return xport_err(ret);
+	}
+	s->nq++;
+	return 0;
+}
+
+/*
+ * Wait until n bytes are queued on the socket, or fewer where the kernel
+ * will queue no more before some are read (its receive memory is full).
+ * The number queued, at most n, or -errno; the receive timeout bounds each
+ * wait.
+ */
+static int stream_wait_queued(struct mcfs_xport_stream *s, uint32_t n)
+{
+	int fd = s->cn->fd, q = 0;
+	struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+	int ret;
+
+	if (s->lowat != n) {
+		int v = (int)n;
+
+		/* poll() says POLLIN only once n bytes are in (or no more can come). */
+		if (!setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)))
+			s->lowat = n;
+	}
+	for (;;) {
+		if (ioctl(fd, FIONREAD, &q))
+			return -errno;
+		if ((uint32_t)q >= n)
+			return (int)n;
+		if (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
+			return -ECONNRESET;
+		if ((p.revents & POLLIN) && q > 0)
+			return q; /* readable short of n: receive memory is full */
+		ret = poll(&p, 1, (int)s->cl->timeout_ms);
+		if (ret < 0 && errno != EINTR)
+			return -errno;
+		if (!ret)
+			return -EAGAIN;
+	}
+}
+
+int mcfs_xport_stream_next(struct mcfs_xport_stream *s, uint32_t want, int *fd, uint32_t *avail)
+{
+	uint8_t resp[MCFS_SEG_RESP_BYTES];
+	uint32_t n;
+	int32_t st;
+	int ret;
+
+	if (s->broken)
+		return -EIO;
+	if (!s->left) {
+		if (!s->nq)
+			return -EINVAL;
+		ret = recv_full(s->cn->fd, resp, sizeof(resp));
+		if (!ret && mcfs_seg_resp_decode(resp, MCFS_SEG_READ, s->qid[s->qhead],
+						 s->qlen[s->qhead], &st))
+			ret = -EPROTO;
+		if (ret)
+			goto out_broken;
+		s->left = st ? 0 : s->qlen[s->qhead];
+		s->qhead = (s->qhead + 1) % STREAM_ASKS;
+		s->nq--;
+		if (st)
+			return st;
+	}
+	n = want < s->left ? want : s->left;
+	ret = stream_wait_queued(s, n);
+	if (ret < 0)
+		goto out_broken;
+	*fd = s->cn->fd;
+	*avail = (uint32_t)ret < n ? (uint32_t)ret : n;
+	return 0;
+
+out_broken:
+	s->broken = true;
+	mcfs_debug("segment client: %s: %s", s->addr, strerror(-ret));
+	return xport_err(ret);
+}
+
+void mcfs_xport_stream_consumed(struct mcfs_xport_stream *s, uint32_t n)
+{
+	s->left -= n < s->left ? n : s->left;
+}
+
+void mcfs_xport_stream_close(struct mcfs_xport_stream *s, bool reuse)
+{
+	int one = 1;
+
+	if (!s)
+		return;
+	if (reuse && !s->broken && !s->nq && !s->left &&
+	    (s->lowat == 1 || !setsockopt(s->cn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one))))
+		cconn_put(s->cl, s->addr, s->cn);
+	else
+		cconn_close(s->cn);
+	atomic_fetch_sub(&s->cl->nstreams, 1);
+	free(s);
 }
 
 static int tcp_probe(void)

@@ -16,6 +16,7 @@
 #ifndef MCFS_XPORT_H
 #define MCFS_XPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -176,5 +177,54 @@ int mcfs_xport_read(struct mcfs_xport_client *c, const char *addr, const struct 
  */
 int mcfs_xport_write(struct mcfs_xport_client *c, const char *addr, const struct mcfs_grant *g,
 		     uint64_t off, const void *buf, size_t len);
+
+/*
+ * Streamed reads (TCP backend only): a connection held by one reader, on
+ * which it asks for ranges of a peer's segment and takes each answer's data
+ * straight from the socket (recv, or splice into a pipe), in the order
+ * asked. It lets a reader ask for the next range before it has consumed
+ * the current one, and move the bytes once.
+ *
+ *   open -> ask ... -> next -> (consume n bytes of fd) -> consumed ... -> close
+ *
+ * A stream is used by one thread at a time.
+ */
+struct mcfs_xport_stream; /* opaque */
+
+/*
+ * A stream to the segment server at addr. 0, -EOPNOTSUPP (a backend
+ * without streams), -EBUSY (the client has as many streams open as it
+ * allows), or a connect error as for mcfs_xport_read().
+ */
+int mcfs_xport_stream_open(struct mcfs_xport_client *c, const char *addr,
+			   struct mcfs_xport_stream **out);
+
+/*
+ * Ask for len (1 .. MCFS_SEG_IO_MAX) bytes at off under grant g; the answer
+ * follows those asked before. 0, -EINVAL (too many asks unanswered, a bad
+ * length), or a transport error (the stream is then useless).
+ */
+int mcfs_xport_stream_ask(struct mcfs_xport_stream *s, const struct mcfs_grant *g, uint64_t off,
+			  uint32_t len);
+
+/*
+ * Wait for data of the oldest answer: at most want bytes of it, all of them
+ * already queued on the socket, so that reading or splicing them from *fd
+ * does not wait. 0 with *fd and *avail (1 .. want; less where the answer
+ * ends, or where the socket's receive memory holds no more), after which the caller takes exactly *avail bytes from *fd
+ * and calls mcfs_xport_stream_consumed(). The server's refusal of the ask
+ * (-EACCES, -ETIMEDOUT, -ERANGE: the stream stays usable) or a transport
+ * error (-ETIMEDOUT, -EIO, -EINVAL when nothing was asked).
+ */
+int mcfs_xport_stream_next(struct mcfs_xport_stream *s, uint32_t want, int *fd, uint32_t *avail);
+
+/* The caller took n bytes from the fd that mcfs_xport_stream_next() gave. */
+void mcfs_xport_stream_consumed(struct mcfs_xport_stream *s, uint32_t n);
+
+/*
+ * End a stream. Its connection goes back to the pool when reuse is set and
+ * every answer was consumed, else it is closed. Accepts NULL.
+ */
+void mcfs_xport_stream_close(struct mcfs_xport_stream *s, bool reuse);
 
 #endif
