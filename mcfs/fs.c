@@ -62,6 +62,7 @@ struct mcfs_ino {
 
 struct mcfs_fh {
 	struct mcfs_node *n;
+	struct mcfs_fh *oprev, *onext; /* in n->open_fhs */
 	struct mcfs_ino *in;
 	uint64_t ino;
 	bool write;
@@ -144,9 +145,10 @@ struct mcfs_remote {
 };
 
 struct mcfs_dirh {
-	struct mcfs_buf page; /* the last READDIR answer */
-	struct mcfs_rd rd;    /* position in page */
-	uint64_t next_off;    /* FUSE offset the next entry in rd would have */
+	struct mcfs_dirh *prev, *next; /* in n->open_dirs */
+	struct mcfs_buf page;	       /* the last READDIR answer */
+	struct mcfs_rd rd;	       /* position in page */
+	uint64_t next_off;	       /* FUSE offset the next entry in rd would have */
 	bool eof;
 };
 
@@ -1559,6 +1561,7 @@ static struct mcfs_fh *fh_new(struct mcfs_node *n, uint64_t ino, bool write)
 	fh->in->nopen++;
 	if (write)
 		fh->in->writer = fh;
+	DL_APPEND2(n->open_fhs, fh, oprev, onext);
 	return fh;
 }
 
@@ -1566,6 +1569,7 @@ static void fh_free(struct mcfs_fh *fh)
 {
 	struct mcfs_ino *in = fh->in;
 
+	DL_DELETE2(fh->n->open_fhs, fh, oprev, onext);
 	stage_drop(fh);
 	lease_del(fh); /* after stage_drop, which may list it again */
 	vhold_unref(fh);
@@ -2199,6 +2203,7 @@ static void mcfs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void mcfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct mcfs_node *n = node_of(req);
 	struct mcfs_dirh *d = calloc(1, sizeof(*d));
 
 	(void)ino;
@@ -2209,7 +2214,9 @@ static void mcfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	mcfs_buf_init(&d->page);
 	d->next_off = UINT64_MAX;
 	fi->fh = (uintptr_t)d;
+	DL_APPEND(n->open_dirs, d); /* before the reply, which ends req */
 	if (fuse_reply_open(req, fi) == -ENOENT) {
+		DL_DELETE(n->open_dirs, d);
 		mcfs_buf_fini(&d->page);
 		free(d);
 	}
@@ -2331,9 +2338,34 @@ static void mcfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 	struct mcfs_dirh *d = (struct mcfs_dirh *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	DL_DELETE(node_of(req)->open_dirs, d);
 	mcfs_buf_fini(&d->page);
 	free(d);
 	fuse_reply_err(req, 0);
+}
+
+void mcfs_fs_close_all(struct mcfs_node *n)
+{
+	struct mcfs_fh *fh, *ftmp;
+	struct mcfs_dirh *d, *dtmp;
+	unsigned int nf = 0, nd = 0;
+
+	DL_FOREACH_SAFE2(n->open_fhs, fh, ftmp, onext)
+	{
+		if (fh->error)
+			fh_unpublish_created(fh);
+		fh_free(fh);
+		nf++;
+	}
+	DL_FOREACH_SAFE(n->open_dirs, d, dtmp)
+	{
+		DL_DELETE(n->open_dirs, d);
+		mcfs_buf_fini(&d->page);
+		free(d);
+		nd++;
+	}
+	if (nf || nd)
+		mcfs_debug("unmounted with %u files and %u directories open: closed", nf, nd);
 }
 
 static void mcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -2597,11 +2629,11 @@ void mcfs_fs_fini(struct mcfs_node *n)
 {
 	struct mcfs_ino *in, *tmp;
 
+	struct mcfs_inval *iv, *ivtmp;
+
 	free(stream_buf);
 	stream_buf = NULL;
 	stream_buf_cap = 0;
-
-	struct mcfs_inval *iv, *ivtmp;
 
 	HASH_ITER(hh, n->inodes, in, tmp)
 	{

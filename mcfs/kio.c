@@ -24,6 +24,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,7 +44,8 @@
 static uint64_t init_unique; /* the FUSE_INIT request, while unanswered */
 static bool kernel_offers;
 static bool granted;
-static uint64_t poll_ns; /* 0: block in read() at once */
+static uint64_t poll_ns; /* 0: sleep at once */
+static int stop_fd = -1; /* eventfd: readable once the daemon is told to stop */
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -62,13 +64,19 @@ static uint64_t mono_ns(void)
 }
 
 /*
- * read() of a non-blocking device: retried for poll_ns, then a sleep in
- * poll() until a request is there. Never fails with EAGAIN (libfuse's loop
- * would end); an interrupted sleep fails with EINTR, which libfuse's loop
- * takes as "check whether to exit, then read again".
+ * read() of the non-blocking device: retried for poll_ns (0: once), then a
+ * sleep in poll() until a request is there or the daemon is told to stop.
+ * Never fails with EAGAIN (libfuse's loop would end); a stop fails with
+ * EINTR, which libfuse's loop takes as "check whether to exit, then read
+ * again".
+ *
+ * A stop signal is handled by whichever thread the kernel picks, often not
+ * this one, so it cannot count on being interrupted: the handler writes to
+ * stop_fd (mcfs_kio_stop), which the sleep watches too.
  */
 static ssize_t read_polled(int fd, void *buf, size_t len)
 {
+	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
 	uint64_t start = 0;
 	ssize_t n;
 
@@ -76,14 +84,17 @@ static ssize_t read_polled(int fd, void *buf, size_t len)
 		n = read(fd, buf, len);
 		if (n >= 0 || errno != EAGAIN)
 			return n;
-		if (!start) {
+		if (!start)
 			start = mono_ns();
-		} else if (mono_ns() - start >= poll_ns) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-
-			if (poll(&p, 1, -1) < 0)
-				return -1; /* EINTR: a signal (unmount, SIGTERM) */
+		if (mono_ns() - start >= poll_ns) {
+			if (poll(p, 2, -1) < 0 && errno != EINTR)
+				return -1;
+			if (p[1].revents) {
+				errno = EINTR;
+				return -1;
+			}
 			start = 0;
+			continue;
 		}
 		sched_yield(); /* whatever else is runnable here (the caller, often) goes first */
 	}
@@ -92,7 +103,7 @@ static ssize_t read_polled(int fd, void *buf, size_t len)
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 {
 	const struct fuse_in_header *in = buf;
-	ssize_t n = poll_ns ? read_polled(fd, buf, len) : read(fd, buf, len);
+	ssize_t n = stop_fd >= 0 ? read_polled(fd, buf, len) : read(fd, buf, len);
 
 	(void)userdata;
 	if (n >= (ssize_t)sizeof(*in) && in->opcode == FUSE_INIT) {
@@ -151,6 +162,15 @@ void mcfs_kio_set_poll(unsigned int us)
 	poll_ns = (uint64_t)us * 1000;
 }
 
+void mcfs_kio_stop(void)
+{
+	uint64_t one = 1;
+
+	if (stop_fd >= 0 && write(stop_fd, &one, sizeof(one)) < 0) {
+		/* full (it already says stop) or gone: nothing to do */
+	}
+}
+
 int mcfs_kio_install(struct fuse_session *se)
 {
 	int fd = fuse_session_fd(se);
@@ -158,12 +178,13 @@ int mcfs_kio_install(struct fuse_session *se)
 
 	if (fd < 0)
 		return -EBADF;
-	if (poll_ns) {
-		fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-			mcfs_warn("cannot poll /dev/fuse (%s): waiting in read()", strerror(errno));
-			poll_ns = 0;
-		}
+	stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	fl = stop_fd < 0 ? -1 : fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		mcfs_warn("cannot poll /dev/fuse (%s): waiting in read()", strerror(errno));
+		if (stop_fd >= 0)
+			close(stop_fd);
+		stop_fd = -1;
 	}
 	return fuse_session_custom_io(se, &kio_ops, fd);
 }

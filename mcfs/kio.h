@@ -23,6 +23,12 @@
  */
 void mcfs_kio_set_poll(unsigned int us);
 
+/*
+ * Wake the session loop's wait for requests, for a stop: call from a signal
+ * handler (async-signal-safe) after fuse_session_exit().
+ */
+void mcfs_kio_stop(void);
+
 /* Take over the session's device I/O (after fuse_session_mount). 0 or -errno. */
 int mcfs_kio_install(struct fuse_session *se);
 

@@ -500,6 +500,48 @@ static void leave_master(struct mcfs_node *n)
 	mcfs_buf_fini(&rbuf);
 }
 
+/*
+ * SIGTERM, SIGINT and SIGHUP stop the daemon as cleanly as an unmount. Not
+ * libfuse's handlers: the thread a signal lands on is often not the one
+ * waiting for requests, so the handler also wakes that wait
+ * (mcfs_kio_stop), or the stop would wait for the next request.
+ */
+static struct fuse_session *stop_session;
+static const int stop_sigs[] = {SIGTERM, SIGINT, SIGHUP};
+static struct sigaction stop_old[3], pipe_old;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	fuse_session_exit(stop_session); /* sets a flag: what libfuse's own handler does */
+	mcfs_kio_stop();
+}
+
+static int stop_signals_install(struct fuse_session *se)
+{
+	struct sigaction sa;
+
+	stop_session = se;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop_signal;
+	for (size_t i = 0; i < 3; i++) {
+		if (sigaction(stop_sigs[i], &sa, &stop_old[i])) {
+			mcfs_err("sigaction: %s", strerror(errno));
+			return -1;
+		}
+	}
+	sa.sa_handler = SIG_IGN; /* a peer that hangs up is an error return, not a death */
+	return sigaction(SIGPIPE, &sa, &pipe_old);
+}
+
+static void stop_signals_remove(void)
+{
+	for (size_t i = 0; i < 3; i++)
+		sigaction(stop_sigs[i], &stop_old[i], NULL);
+	sigaction(SIGPIPE, &pipe_old, NULL);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -600,7 +642,7 @@ int main(int argc, char *argv[])
 		ret = 2;
 		goto out_master;
 	}
-	if (fuse_set_signal_handlers(node.se)) {
+	if (stop_signals_install(node.se)) {
 		ret = 1;
 		goto out_session;
 	}
@@ -625,13 +667,9 @@ int main(int argc, char *argv[])
 		ret = 1;
 		goto out_unmount;
 	}
-	/*
-	 * libfuse's loop returns the signal that ended it (SIGTERM, SIGINT,
-	 * SIGHUP: a requested stop, as clean as an unmount) or a failure.
-	 */
-	ret = fuse_session_loop(node.se);
-	ret = ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP ? 0 : 1;
+	ret = fuse_session_loop(node.se) ? 1 : 0;
 	mcfs_lease_stop(&node);
+	mcfs_fs_close_all(&node);
 	if (conf.master)
 		mcfs_fs_drain(&node);
 	leave_master(&node);
@@ -639,7 +677,7 @@ int main(int argc, char *argv[])
 out_unmount:
 	fuse_session_unmount(node.se);
 out_signals:
-	fuse_remove_signal_handlers(node.se);
+	stop_signals_remove();
 out_session:
 	fuse_session_destroy(node.se);
 	mcfs_fs_fini(&node);

@@ -47,6 +47,7 @@ struct mcfs_node_conf {
 };
 
 struct mcfs_fh;
+struct mcfs_dirh;
 struct mcfs_ino;
 
 struct mcfs_node {
@@ -67,6 +68,9 @@ struct mcfs_node {
 	struct mcfs_inval *invals;    /* kernel entries to drop, off the FUSE thread */
 	struct mcfs_vhold *vholds;    /* uthash: versions our handles read (fs.c) */
 	struct mcfs_vhold *release_q; /* their holds to give back (RELEASE) */
+	/* Open handles (FUSE thread only; what is left at unmount: mcfs_fs_close_all). */
+	struct mcfs_fh *open_fhs;
+	struct mcfs_dirh *open_dirs;
 
 	const struct mcfs_xport_ops *xops;
 	struct mcfs_xport_server *srv; /* serves our segment to peers, NULL without --listen */
@@ -89,6 +93,13 @@ void mcfs_lease_stop(struct mcfs_node *n);
  * nothing that fits elsewhere. Returns how many could not be moved.
  */
 unsigned mcfs_fs_drain(struct mcfs_node *n);
+
+/*
+ * After the FUSE loop ended: free the handles the kernel did not release
+ * (its last releases can be lost in the unmount), giving back their
+ * staging space and read holds as a release would.
+ */
+void mcfs_fs_close_all(struct mcfs_node *n);
 
 /* Forget all per-inode and per-handle state (at unmount). */
 void mcfs_fs_fini(struct mcfs_node *n);

@@ -275,25 +275,32 @@ static uint64_t mono_ns(void)
  * Wait up to timeout_ms for fd to be readable: for the first poll_ns by
  * looking without sleeping (an answer from a master on this machine or a
  * near one often comes within tens of microseconds, and waking a sleeping
- * thread costs about as much on a virtual machine), then asleep. poll()'s
- * answer: 1, 0 on timeout, -1 with errno.
+ * thread costs about as much on a virtual machine), then asleep. A signal
+ * (the daemon's SIGTERM lands on any thread) does not end the wait. 1, 0 on
+ * timeout, -1 with errno.
  */
 static int wait_readable(int fd, uint64_t poll_ns, int timeout_ms)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	uint64_t start;
+	uint64_t start = mono_ns(), waited_ms;
 	int ret;
 
 	if (poll_ns) {
-		start = mono_ns();
 		do {
 			ret = poll(&pfd, 1, 0);
-			if (ret)
+			if (ret > 0 || (ret < 0 && errno != EINTR))
 				return ret;
 			sched_yield(); /* let whatever is runnable here go first */
 		} while (mono_ns() - start < poll_ns);
 	}
-	return poll(&pfd, 1, timeout_ms);
+	for (;;) {
+		waited_ms = (mono_ns() - start) / 1000000;
+		if (waited_ms >= (uint64_t)timeout_ms)
+			return 0;
+		ret = poll(&pfd, 1, timeout_ms - (int)waited_ms);
+		if (ret >= 0 || errno != EINTR)
+			return ret;
+	}
 }
 
 /* Read frames into rbuf until the response to req_id; the frame is left at rbuf->data. */
