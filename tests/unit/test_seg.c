@@ -956,3 +956,99 @@ Test(seg, fuzz_leaves_the_server_alive_and_the_canary_intact, .timeout = 120)
 	mcfs_xport_server_stats(srv, &st);
 	cr_assert(st.proto_errors > 0 && st.refused > 0 && st.reads + st.writes > 0);
 }
+
+/* ---- streams (mcfs_xport_stream_*) ---- */
+
+/* Take the current answer of s whole, in pieces of at most piece bytes, into out. */
+static void stream_take(struct mcfs_xport_stream *s, uint8_t *out, uint32_t len, uint32_t piece)
+{
+	uint32_t got = 0, avail;
+	int fd;
+
+	while (got < len) {
+		cr_assert_eq(mcfs_xport_stream_next(s, piece, &fd, &avail), 0, "at %u of %u", got,
+			     len);
+		cr_assert(avail >= 1 && avail <= piece && avail <= len - got);
+		/* next() promised avail bytes already queued: one recv takes them */
+		cr_assert_eq(recv(fd, out + got, avail, MSG_DONTWAIT), (ssize_t)avail);
+		mcfs_xport_stream_consumed(s, avail);
+		got += avail;
+	}
+}
+
+Test(seg, stream_answers_in_order)
+{
+	static const struct {
+		uint64_t off;
+		uint32_t len;
+	} asks[] = {{0, 1}, {12345, 4096}, {7 * MIB + 3, MIB}, {SEG_SIZE - 5000, 5000}};
+	struct mcfs_grant g = grant(MCFS_GRANT_READ, 0, SEG_SIZE);
+	struct mcfs_xport_stream *s;
+	uint8_t *buf = malloc(MIB);
+
+	cr_assert(buf);
+	cr_assert_eq(mcfs_xport_stream_open(cl, addr, &s), 0);
+	/* nothing asked: nothing to wait for */
+	{
+		int fd;
+		uint32_t avail;
+
+		cr_assert_eq(mcfs_xport_stream_next(s, 100, &fd, &avail), -EINVAL);
+	}
+	for (int round = 0; round < 2; round++) {
+		/* everything asked up front, answers taken in order, in odd pieces */
+		for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++)
+			cr_assert_eq(mcfs_xport_stream_ask(s, &g, asks[i].off, asks[i].len), 0);
+		for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+			memset(buf, 0, asks[i].len);
+			stream_take(s, buf, asks[i].len, round ? 65536 + 7 : 1000);
+			cr_assert_eq(memcmp(buf, seg + asks[i].off, asks[i].len), 0, "ask %zu", i);
+		}
+	}
+	cr_assert_eq(mcfs_xport_stream_ask(s, &g, 0, 0), -EINVAL);
+	cr_assert_eq(mcfs_xport_stream_ask(s, &g, 0, MCFS_SEG_IO_MAX + 1), -EINVAL);
+	mcfs_xport_stream_close(s, true);
+	free(buf);
+}
+
+/* A refused ask is that ask's error; the stream goes on with the next. */
+Test(seg, stream_survives_a_refusal)
+{
+	struct mcfs_grant g = grant(MCFS_GRANT_READ, MIB, 4096);
+	struct mcfs_grant forged = g;
+	struct mcfs_xport_stream *s;
+	uint8_t buf[4096];
+	uint32_t avail;
+	int fd;
+
+	forged.len = 2 * MIB; /* wider than signed */
+	cr_assert_eq(mcfs_xport_stream_open(cl, addr, &s), 0);
+	cr_assert_eq(mcfs_xport_stream_ask(s, &g, MIB + 4000, 200), 0); /* past the grant */
+	cr_assert_eq(mcfs_xport_stream_ask(s, &forged, MIB, 4096), 0);	/* bad signature */
+	cr_assert_eq(mcfs_xport_stream_ask(s, &g, MIB, 4096), 0);	/* fine */
+	cr_assert_eq(mcfs_xport_stream_next(s, 4096, &fd, &avail), -ERANGE);
+	cr_assert_eq(mcfs_xport_stream_next(s, 4096, &fd, &avail), -EACCES);
+	stream_take(s, buf, sizeof(buf), sizeof(buf));
+	cr_assert_eq(memcmp(buf, seg + MIB, sizeof(buf)), 0);
+	mcfs_xport_stream_close(s, true);
+}
+
+/* Streams hold connections: only so many at once; closing one frees its place. */
+Test(seg, streams_are_bounded)
+{
+	struct mcfs_xport_stream *s[64];
+	int n = 0, ret;
+
+	while (n < 64 && !(ret = mcfs_xport_stream_open(cl, addr, &s[n])))
+		n++;
+	cr_assert_lt(n, 64);
+	cr_assert_gt(n, 0);
+	cr_assert_eq(ret, -EBUSY);
+	mcfs_xport_stream_close(s[--n], false);
+	cr_assert_eq(mcfs_xport_stream_open(cl, addr, &s[n]), 0);
+	n++;
+	while (n)
+		mcfs_xport_stream_close(s[--n], true);
+	cr_assert_eq(mcfs_xport_stream_open(cl, addr, &s[0]), 0);
+	mcfs_xport_stream_close(s[0], true);
+}
