@@ -278,7 +278,8 @@ static void conf_free(struct mcfs_node_conf *c)
 static int open_transport(struct mcfs_node *n)
 {
 	struct mcfs_node_conf *c = n->conf;
-	struct mcfs_xport_server_conf sc = {0};
+	struct mcfs_xport_server_conf sc = {.poll_us = (uint32_t)c->poll_us};
+	struct mcfs_xport_client_conf cc = {.poll_us = (uint32_t)c->poll_us};
 	const char *listen = c->listen;
 	char host[256];
 	int ret;
@@ -289,7 +290,7 @@ static int open_transport(struct mcfs_node *n)
 			 strerror(-ret));
 		return ret;
 	}
-	ret = mcfs_xport_client_create(n->xops, NULL, &n->xc);
+	ret = mcfs_xport_client_create(n->xops, &cc, &n->xc);
 	if (ret)
 		return ret;
 	if (!listen && c->master)

@@ -38,6 +38,7 @@ struct mcfs_xport_server_conf {
 	   response, is dropped. Idle connections are kept. 0: the default. */
 	uint32_t io_timeout_ms;
 	uint32_t sockbuf; /* SO_SNDBUF/SO_RCVBUF of connections; 0 leaves the kernel's autotuning */
+	uint32_t poll_us; /* after a request, look for the next this long before sleeping (0) */
 };
 
 /* Tuning of a client; a NULL conf or 0 fields take the defaults. */
@@ -47,6 +48,7 @@ struct mcfs_xport_client_conf {
 	uint32_t depth;	     /* requests in flight on one connection, 1-64 (8) */
 	uint32_t max_idle;   /* idle connections kept per peer (16) */
 	uint32_t sockbuf;    /* SO_SNDBUF/SO_RCVBUF bytes; 0 leaves the kernel's autotuning */
+	uint32_t poll_us;    /* look for an answer this long before sleeping for it (0) */
 };
 
 /* What a server has done since it was created; plain counters. */
