@@ -132,16 +132,19 @@ struct mcfs_remote {
 
 	/*
 	 * Sequential reads stream instead (FUSE thread only): each read's range
-	 * is asked of the replica ahead of time and its bytes are spliced from
-	 * the socket into the reply, moved once. Any trouble falls back to the
-	 * whole-object fetch above, which tries every replica.
+	 * is asked of the replica ahead of time, and its bytes are received
+	 * into one reused buffer and replied while the next ones travel. Any
+	 * trouble falls back to the whole-object fetch above, which tries every
+	 * replica.
 	 */
 	struct mcfs_xport_stream *st;
-	uint64_t st_pos;  /* object offset of the next data byte on st */
-	uint64_t st_end;  /* asked up to here */
-	uint32_t st_unit; /* bytes per ask: the last read's size */
-	uint32_t st_rep;  /* the replica st reads */
-	bool nostream;	  /* streaming failed once: fetch */
+	uint64_t st_pos;     /* object offset of the next data byte on st */
+	uint64_t st_end;     /* asked up to here */
+	uint32_t st_unit;    /* bytes per ask: the last read's size */
+	uint32_t st_rep;     /* the replica st reads */
+	bool nostream;	     /* streaming failed once, or reads jump about: fetch */
+	uint8_t st_restarts; /* streams started over for a read out of sequence */
+	bool st_refreshed;   /* the grants were renewed once for a refused ask */
 };
 
 struct mcfs_dirh {
@@ -310,8 +313,6 @@ static void reply_entry_from(fuse_req_t req, struct call *c, int ret)
 	fuse_reply_entry(req, &e);
 }
 
-static bool stream_splice; /* replies may splice from a socket (FUSE_CAP_SPLICE_WRITE) */
-
 static void mcfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct mcfs_node *n = userdata;
@@ -329,14 +330,6 @@ static void mcfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
-	/*
-	 * Remote reads splice their bytes from the socket (fuse_reply_data);
-	 * nothing else does. libfuse offers it only where the session's I/O
-	 * (mcfs/kio.c) can splice.
-	 */
-	stream_splice = conn->capable & FUSE_CAP_SPLICE_WRITE;
-	if (stream_splice)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	conn->max_write = 1u << 20;
 	conn->max_read = 0;
 	conn->max_readahead = 1u << 20;
@@ -977,9 +970,10 @@ static int fh_base(struct mcfs_fh *fh)
 	return ret;
 }
 
-#define STREAM_FIRST   (1u << 20) /* asked at open: a whole KV block, or the kernel's largest read */
-#define STREAM_AHEAD   2	  /* reads asked ahead of the one being answered */
-#define STREAM_ASK_MAX (8u << 20) /* the most one ask may ask for (MCFS_SEG_IO_MAX) */
+#define STREAM_FIRST	(1u << 20) /* asked at open: a whole KV block, or the kernel's largest read */
+#define STREAM_AHEAD	2	   /* reads asked ahead of the one being answered */
+#define STREAM_ASK_MAX	(8u << 20) /* the most one ask may ask for (MCFS_SEG_IO_MAX) */
+#define STREAM_RESTARTS 2	   /* reads out of sequence a handle streams through */
 
 static void stream_drop(struct mcfs_remote *rm, bool reuse)
 {
@@ -1062,13 +1056,6 @@ static void remote_prefetch(struct mcfs_fh *fh)
 		rm->nostream = true; /* -EBUSY, -EOPNOTSUPP, a peer down: fetch */
 }
 
-/*
- * Replies libfuse can splice: the header and data must fit a pipe, which
- * grows to 1 MiB (pipe-max-size) without CAP_SYS_RESOURCE, less libfuse's
- * margin of three pages.
- */
-#define STREAM_SPLICE_MAX ((1u << 20) - (16u << 10))
-
 /* The FUSE thread's buffer for reads copied from a stream: kept, so its pages stay faulted. */
 static uint8_t *stream_buf;
 static uint64_t stream_buf_cap;
@@ -1116,14 +1103,19 @@ static int stream_reply_copy(fuse_req_t req, struct mcfs_fh *fh, uint64_t n)
 static int stream_read(fuse_req_t req, struct mcfs_fh *fh, uint64_t off, uint64_t n)
 {
 	struct mcfs_remote *rm = fh->remote;
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
-	uint32_t avail;
-	int fd, ret;
+	int ret;
 
 	if (rm->nostream)
 		return -EAGAIN;
-	if (rm->st && rm->st_pos != off)
-		stream_drop(rm, false); /* not sequential: start over here */
+	if (rm->st && rm->st_pos != off) {
+		/* Not sequential: start over here; a handle that keeps jumping fetches. */
+		stream_drop(rm, false);
+		if (++rm->st_restarts > STREAM_RESTARTS) {
+			rm->nostream = true;
+			return -EAGAIN;
+		}
+	}
+retry:
 	if (!rm->st) {
 		ret = stream_start(fh, off, n);
 		if (ret) {
@@ -1135,29 +1127,24 @@ static int stream_read(fuse_req_t req, struct mcfs_fh *fh, uint64_t off, uint64_
 		rm->st_unit = n < STREAM_ASK_MAX ? (uint32_t)n : STREAM_ASK_MAX;
 	/* This read's bytes, and the next reads' on their way while we answer. */
 	ret = stream_ask(fh, off + n + (uint64_t)STREAM_AHEAD * rm->st_unit);
+	/*
+	 * Received, then replied. A splice into the reply would move the bytes
+	 * once, but when libfuse fails one mid-way (it answers the read with an
+	 * error and returns 0) nobody knows how much left the socket, and the
+	 * stream would hand the next read the wrong bytes.
+	 */
 	if (!ret)
-		ret = mcfs_xport_stream_next(rm->st, n < UINT32_MAX ? (uint32_t)n : UINT32_MAX, &fd,
-					     &avail);
-	if (ret) {
-		stream_fail(fh, ret);
-		return ret;
-	}
-	if (avail < n || n > STREAM_SPLICE_MAX || !stream_splice) {
-		/* No splice, too large to splice, or the read spans answers: copy it together. */
 		ret = stream_reply_copy(req, fh, n);
-		if (ret)
-			stream_fail(fh, ret);
-		return ret;
-	}
-	/* All n bytes wait on the socket: splice them into the reply. */
-	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_RETRY;
-	bv.buf[0].fd = fd;
-	ret = fuse_reply_data(req, &bv, 0);
-	mcfs_xport_stream_consumed(rm->st, avail);
-	rm->st_pos += n;
-	if (ret) /* the reader went away: where the socket stands is unknown */
+	if ((ret == -EACCES || ret == -ETIMEDOUT) && !rm->st_refreshed) {
+		/* The replica refused this ask: its grant may have run out. Renew, ask again. */
+		rm->st_refreshed = true;
 		stream_drop(rm, false);
-	return 0;
+		if (!remote_refresh(fh))
+			goto retry;
+	}
+	if (ret)
+		stream_fail(fh, ret);
+	return ret;
 }
 
 static int stage_ptr(struct mcfs_fh *fh, const struct mcfs_msg *m, uint8_t **out, uint64_t *cap)

@@ -143,18 +143,9 @@ static ssize_t kio_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
-/* Replies spliced from a pipe (fuse_reply_data of a socket's bytes) pass unchanged. */
-static ssize_t kio_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-			       unsigned int flags, void *userdata)
-{
-	(void)userdata;
-	return splice(fdin, offin, fdout, offout, len, flags);
-}
-
 static const struct fuse_custom_io kio_ops = {
     .read = kio_read,
     .writev = kio_writev,
-    .splice_send = kio_splice_send,
 };
 
 void mcfs_kio_set_poll(unsigned int us)
@@ -174,10 +165,14 @@ void mcfs_kio_stop(void)
 int mcfs_kio_install(struct fuse_session *se)
 {
 	int fd = fuse_session_fd(se);
-	int fl;
+	int fl, ret;
 
 	if (fd < 0)
 		return -EBADF;
+	ret = fuse_session_custom_io(se, &kio_ops, fd);
+	if (ret)
+		return ret; /* libfuse reads the device itself, blocking, as before */
+	/* Only now: libfuse's own read() of a non-blocking device would end its loop. */
 	stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	fl = stop_fd < 0 ? -1 : fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
@@ -186,7 +181,7 @@ int mcfs_kio_install(struct fuse_session *se)
 			close(stop_fd);
 		stop_fd = -1;
 	}
-	return fuse_session_custom_io(se, &kio_ops, fd);
+	return 0;
 }
 
 bool mcfs_kio_direct_io_mmap(void)

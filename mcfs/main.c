@@ -513,9 +513,12 @@ static struct sigaction stop_old[3], pipe_old;
 
 static void on_stop_signal(int sig)
 {
+	int err = errno;
+
 	(void)sig;
 	fuse_session_exit(stop_session); /* sets a flag: what libfuse's own handler does */
 	mcfs_kio_stop();
+	errno = err;
 }
 
 static int stop_signals_install(struct fuse_session *se)
@@ -529,11 +532,18 @@ static int stop_signals_install(struct fuse_session *se)
 	for (size_t i = 0; i < 3; i++) {
 		if (sigaction(stop_sigs[i], &sa, &stop_old[i])) {
 			mcfs_err("sigaction: %s", strerror(errno));
+			while (i--) /* none may outlive the session it points to */
+				sigaction(stop_sigs[i], &stop_old[i], NULL);
 			return -1;
 		}
 	}
 	sa.sa_handler = SIG_IGN; /* a peer that hangs up is an error return, not a death */
-	return sigaction(SIGPIPE, &sa, &pipe_old);
+	if (sigaction(SIGPIPE, &sa, &pipe_old)) {
+		for (size_t i = 0; i < 3; i++)
+			sigaction(stop_sigs[i], &stop_old[i], NULL);
+		return -1;
+	}
+	return 0;
 }
 
 static void stop_signals_remove(void)

@@ -1192,6 +1192,13 @@ int mcfs_xport_stream_next(struct mcfs_xport_stream *s, uint32_t want, int *fd, 
 	if (!s->left) {
 		if (!s->nq)
 			return -EINVAL;
+		if (s->lowat != 1) {
+			int one = 1;
+
+			/* The next header is 16 bytes: let poll() see it (and the spin). */
+			if (!setsockopt(s->cn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
+				s->lowat = 1;
+		}
 		spin_readable(s->cn->fd, s->cl->poll_ns);
 		ret = recv_full(s->cn->fd, resp, sizeof(resp));
 		if (!ret && mcfs_seg_resp_decode(resp, MCFS_SEG_READ, s->qid[s->qhead],
