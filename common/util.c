@@ -8,6 +8,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <isa-l/crc.h>
+#include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -144,6 +146,31 @@ uint64_t mcfs_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t mcfs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool mcfs_spin_readable(int fd, uint64_t poll_ns)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	uint64_t start;
+
+	if (!poll_ns)
+		return false;
+	start = mcfs_now_ns();
+	for (;;) {
+		sched_yield();
+		if (poll(&p, 1, 0) > 0)
+			return true;
+		if (mcfs_now_ns() - start >= poll_ns)
+			return false;
+	}
 }
 
 int64_t mcfs_wall_ns(void)

@@ -25,7 +25,20 @@ int mcfs_parse_hostport(const char *s, const char *def_host, char *host, size_t 
 
 /* Monotonic and wall clocks in milliseconds / nanoseconds. */
 uint64_t mcfs_now_ms(void);
+uint64_t mcfs_now_ns(void); /* monotonic */
 int64_t mcfs_wall_ns(void);
+
+/*
+ * Look whether fd has something to read (or an error or hang-up to report)
+ * for up to poll_ns, without sleeping; each look yields the CPU first, so
+ * whatever else is runnable here (often the very thread being waited for,
+ * on a machine with few cores) goes first. True as soon as it has, false
+ * when the window passed (at once for 0). On virtual machines a sleeping
+ * thread takes tens of microseconds to wake, as long as an answer from a
+ * peer on this machine or a near one takes to come: every wait for the
+ * next message looks this way for --poll-us before it sleeps.
+ */
+bool mcfs_spin_readable(int fd, uint64_t poll_ns);
 
 /* crc32c (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t mcfs_crc32c(uint32_t crc, const void *buf, size_t len);

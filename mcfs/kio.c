@@ -21,15 +21,14 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 /* Protocol 7.39 names, absent from older kernel headers. */
 #define KIO_INIT_EXT		  (1u << 30)
@@ -55,14 +54,6 @@ static uint32_t get32(const uint8_t *p)
 	return v;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * read() of the non-blocking device: retried for poll_ns (0: once), then a
  * sleep in poll() until a request is there or the daemon is told to stop.
@@ -77,26 +68,20 @@ static uint64_t mono_ns(void)
 static ssize_t read_polled(int fd, void *buf, size_t len)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
-	uint64_t start = 0;
 	ssize_t n;
 
 	for (;;) {
 		n = read(fd, buf, len);
 		if (n >= 0 || errno != EAGAIN)
 			return n;
-		if (!start)
-			start = mono_ns();
-		if (mono_ns() - start >= poll_ns) {
-			if (poll(p, 2, -1) < 0 && errno != EINTR)
-				return -1;
-			if (p[1].revents) {
-				errno = EINTR;
-				return -1;
-			}
-			start = 0;
+		if (mcfs_spin_readable(fd, poll_ns))
 			continue;
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return -1;
+		if (p[1].revents) {
+			errno = EINTR;
+			return -1;
 		}
-		sched_yield(); /* whatever else is runnable here (the caller, often) goes first */
 	}
 }
 

@@ -14,7 +14,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,38 +262,22 @@ void mcfs_mc_set_poll(struct mcfs_mc *mc, unsigned int us)
 	pthread_mutex_unlock(&mc->lock);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Wait up to timeout_ms for fd to be readable: for the first poll_ns by
- * looking without sleeping (an answer from a master on this machine or a
- * near one often comes within tens of microseconds, and waking a sleeping
- * thread costs about as much on a virtual machine), then asleep. A signal
- * (the daemon's SIGTERM lands on any thread) does not end the wait. 1, 0 on
+ * looking without sleeping (mcfs_spin_readable), then asleep. A signal (the
+ * daemon's SIGTERM lands on any thread) does not end the wait. 1, 0 on
  * timeout, -1 with errno.
  */
 static int wait_readable(int fd, uint64_t poll_ns, int timeout_ms)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	uint64_t start = mono_ns(), waited_ms;
+	uint64_t start = mcfs_now_ms(), waited_ms;
 	int ret;
 
-	if (poll_ns) {
-		do {
-			ret = poll(&pfd, 1, 0);
-			if (ret > 0 || (ret < 0 && errno != EINTR))
-				return ret;
-			sched_yield(); /* let whatever is runnable here go first */
-		} while (mono_ns() - start < poll_ns);
-	}
+	if (mcfs_spin_readable(fd, poll_ns))
+		return 1;
 	for (;;) {
-		waited_ms = (mono_ns() - start) / 1000000;
+		waited_ms = mcfs_now_ms() - start;
 		if (waited_ms >= (uint64_t)timeout_ms)
 			return 0;
 		ret = poll(&pfd, 1, timeout_ms - (int)waited_ms);

@@ -412,14 +412,6 @@ out_close:
 	conn_close(srv, c);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int mcfs_master_serve(struct mcfs_master *m, const char *host, uint16_t port,
 		      volatile sig_atomic_t *stop, const struct mcfs_master_hook *hook)
 {
@@ -484,7 +476,7 @@ int mcfs_master_serve(struct mcfs_master *m, const char *host, uint16_t port,
 		 * one often sends again within microseconds, and waking a
 		 * sleeping thread costs tens of them on a virtual machine.
 		 */
-		if (busy_until && mono_ns() < busy_until) {
+		if (busy_until && mcfs_now_ns() < busy_until) {
 			n = epoll_wait(srv.epfd, evs, MAX_EVENTS, 0);
 			if (!n)
 				sched_yield(); /* let whatever is runnable here go first */
@@ -506,7 +498,7 @@ int mcfs_master_serve(struct mcfs_master *m, const char *host, uint16_t port,
 				conn_event(&srv, evs[i].data.ptr, evs[i].events);
 		}
 		if (n > 0 && poll_ns)
-			busy_until = mono_ns() + poll_ns;
+			busy_until = mcfs_now_ns() + poll_ns;
 	}
 
 	while (srv.conns)

@@ -34,7 +34,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -45,7 +44,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 #include <uthash.h>
 #include <utlist.h>
@@ -139,36 +137,6 @@ static void tune_socket(int fd, uint32_t timeout_ms, uint32_t sockbuf)
  * first byte, -ECONNRESET when it closed after some; -EAGAIN when the
  * receive timeout passed; another -errno.
  */
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/*
- * Look for bytes on fd for up to poll_ns without sleeping, yielding the CPU
- * at each look (whatever is runnable here goes first). On virtual machines
- * a sleeping thread takes tens of microseconds to wake, about what a
- * request from a peer on this machine or a near one takes to come: the
- * blocking receive that follows then finds them there.
- */
-static void spin_readable(int fd, uint64_t poll_ns)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	uint64_t start;
-
-	if (!poll_ns)
-		return;
-	start = mono_ns();
-	while (!poll(&p, 1, 0)) {
-		if (mono_ns() - start >= poll_ns)
-			return;
-		sched_yield();
-	}
-}
-
 static int recv_full(int fd, void *buf, size_t len)
 {
 	size_t got = 0;
@@ -373,7 +341,7 @@ static int serve_one(struct conn *c)
 	uint8_t access;
 	int ret, st;
 
-	spin_readable(c->fd, s->poll_ns); /* the peer's next request comes soon, often */
+	mcfs_spin_readable(c->fd, s->poll_ns); /* the peer's next request comes soon, often */
 	ret = recv_header(c, in);
 	if (ret)
 		return ret;
@@ -997,7 +965,7 @@ static int xfer(struct tcp_client *cl, struct cconn *cn, uint16_t type, const st
 			break;
 		pos = done * chunk;
 		clen = len - pos < chunk ? len - pos : chunk;
-		spin_readable(cn->fd, cl->poll_ns);
+		mcfs_spin_readable(cn->fd, cl->poll_ns);
 		ret = recv_full(cn->fd, resp, sizeof(resp));
 		if (ret)
 			return ret;
@@ -1199,7 +1167,7 @@ int mcfs_xport_stream_next(struct mcfs_xport_stream *s, uint32_t want, int *fd, 
 			if (!setsockopt(s->cn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
 				s->lowat = 1;
 		}
-		spin_readable(s->cn->fd, s->cl->poll_ns);
+		mcfs_spin_readable(s->cn->fd, s->cl->poll_ns);
 		ret = recv_full(s->cn->fd, resp, sizeof(resp));
 		if (!ret && mcfs_seg_resp_decode(resp, MCFS_SEG_READ, s->qid[s->qhead],
 						 s->qlen[s->qhead], &st))

@@ -375,3 +375,22 @@ Test(conf, missing_file)
 	cr_assert_eq(mcfs_conf_load("/", record, &s), -EISDIR);
 	cr_assert_eq(s.n, 0);
 }
+
+/* Looking without sleeping: readable at once, or not within the window, or not at all for 0. */
+Test(util, spin_readable)
+{
+	int p[2];
+	uint64_t t0;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_not(mcfs_spin_readable(p[0], 0));
+	t0 = mcfs_now_ns();
+	cr_assert_not(mcfs_spin_readable(p[0], 2000000)); /* 2 ms, nothing written */
+	cr_assert_geq(mcfs_now_ns() - t0, 2000000, "gave up before its window");
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	cr_assert(mcfs_spin_readable(p[0], 2000000));
+	cr_assert_not(mcfs_spin_readable(p[0], 0), "0 never looks");
+	close(p[1]);
+	cr_assert(mcfs_spin_readable(p[0], 1000), "a hang-up is something to read");
+	close(p[0]);
+}
