@@ -54,6 +54,7 @@ struct mcfs_ino {
 	uint32_t cache_users;	/* open handles reading through the page cache */
 	uint32_t nopen;
 	struct mcfs_fh *writer; /* the last write handle opened, while open */
+	uint64_t writer_gen;	/* counts the write handles opened */
 	struct mcfs_attr attr;	/* as of the last open, for fstat after unlink */
 	uint64_t parent;	/* where the last lookup found it, */
 	char *name;		/* to reopen a name that was replaced meanwhile */
@@ -67,6 +68,12 @@ struct mcfs_fh {
 	uint64_t ino;
 	bool write;
 	bool cached; /* counted in in->cache_users */
+	/*
+	 * A read handle opened on a file not yet published: the in->writer_gen
+	 * of the writer whose staged bytes it reads (0: none). A later writer's
+	 * bytes are another put; mixing them would tear the read.
+	 */
+	uint64_t writer_gen;
 
 	/* The published version this handle reads, and the base a write copies. */
 	uint64_t version;
@@ -1546,8 +1553,10 @@ static struct mcfs_fh *fh_new(struct mcfs_node *n, uint64_t ino, bool write)
 	fh->ino = ino;
 	fh->write = write;
 	fh->in->nopen++;
-	if (write)
+	if (write) {
 		fh->in->writer = fh;
+		fh->in->writer_gen++;
+	}
 	DL_APPEND2(n->open_fhs, fh, oprev, onext);
 	return fh;
 }
@@ -1666,6 +1675,8 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 			fh->dirty = true;
 		}
 	}
+	if (!write && !fh->version && fh->in->writer)
+		fh->writer_gen = fh->in->writer_gen;
 	fh_choose_cache(fh, fi);
 	if (!write)
 		remote_prefetch(fh);
@@ -1746,7 +1757,8 @@ static void mcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (fh->staged) {
 		data = fh->stage;
 		len = fh->len;
-	} else if (!fh->version && !fh->write && fh->in->writer) {
+	} else if (!fh->version && !fh->write && fh->writer_gen &&
+		   fh->writer_gen == fh->in->writer_gen && fh->in->writer) {
 		/* A file being created here: read what its writer staged so far. */
 		struct mcfs_fh *w = fh->in->writer;
 

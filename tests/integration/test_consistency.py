@@ -260,3 +260,30 @@ def test_many_writers_one_path(mnt):
     final = read_file(path)
     assert final in contents.values(), f"final content ({len(final)} bytes) is no writer's whole content"
     assert os.listdir(mnt) == ["contended"]
+
+
+def test_reader_of_unwritten_file_never_mixes_writers(mnt):
+    """A handle opened on a file still being created on this node reads what
+    that file's writer stages; a second writer that truncates and rewrites it
+    before either closes is another put, and its bytes never continue the
+    first one's in that handle."""
+    path = os.path.join(mnt, "being-written")
+    first, second = pattern("first", 8000), pattern("second", 24000)
+    w1 = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    r = w2 = -1
+    try:
+        assert os.write(w1, first) == len(first)
+        r = os.open(path, os.O_RDONLY)
+        head = os.read(r, 1000)
+        assert head == first[: len(head)], "the reader sees the first writer's bytes"
+        w2 = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        assert os.write(w2, second) == len(second)
+        got = head + read_fd_all(r)
+        assert got == first[: len(got)], (
+            f"read {len(got)} bytes: the first writer's {len(head)}, then "
+            f"{'the second writer' if second[len(head):len(got)] == got[len(head):] else 'other'}'s")
+    finally:
+        for fd in (r, w2, w1):
+            if fd >= 0:
+                os.close(fd)
+    assert read_file(path) == first, "the last close publishes the first writer's put"

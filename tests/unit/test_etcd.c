@@ -818,9 +818,10 @@ static void *fake_run(void *arg)
 			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: "
 			 "%zu\r\nConnection: close\r\n\r\n",
 			 f->status, strlen(f->body));
+		/* Counted before the answer goes out: the client may check at once. */
+		__atomic_add_fetch(&f->served, 1, __ATOMIC_SEQ_CST);
 		if (write(fd, head, strlen(head)) < 0 || write(fd, f->body, strlen(f->body)) < 0)
 			perror("fake write");
-		__atomic_add_fetch(&f->served, 1, __ATOMIC_SEQ_CST);
 		close(fd);
 	}
 }
