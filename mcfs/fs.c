@@ -54,7 +54,6 @@ struct mcfs_ino {
 	uint32_t cache_users;	/* open handles reading through the page cache */
 	uint32_t nopen;
 	struct mcfs_fh *writer; /* the last write handle opened, while open */
-	uint64_t writer_gen;	/* counts the write handles opened */
 	struct mcfs_attr attr;	/* as of the last open, for fstat after unlink */
 	uint64_t parent;	/* where the last lookup found it, */
 	char *name;		/* to reopen a name that was replaced meanwhile */
@@ -68,12 +67,6 @@ struct mcfs_fh {
 	uint64_t ino;
 	bool write;
 	bool cached; /* counted in in->cache_users */
-	/*
-	 * A read handle opened on a file not yet published: the in->writer_gen
-	 * of the writer whose staged bytes it reads (0: none). A later writer's
-	 * bytes are another put; mixing them would tear the read.
-	 */
-	uint64_t writer_gen;
 
 	/* The published version this handle reads, and the base a write copies. */
 	uint64_t version;
@@ -1445,10 +1438,27 @@ static int put_place(struct mcfs_fh *fh)
 	c.req.put_id = fh->put_id;
 	c.req.size = fh->len;
 	ret = call_run(fh->n, &c);
+	/* -ENOENT from the master only: the file went away (put_vanished()). */
 	if (!ret)
 		ret = copy_to_replicas(fh->n, fh->stage, fh->len, &c.resp, 0);
 	call_fini(&c);
 	return ret;
+}
+
+/*
+ * Unlinked or replaced while being written (PUT_PLACE or PUT_END answered
+ * ENOENT, and the master freed the put): as on any POSIX file system the
+ * writes succeed and nobody sees them.
+ */
+static void put_vanished(struct mcfs_fh *fh)
+{
+	fh->staged = false;
+	fh->put_id = 0;
+	fh->stage = NULL;
+	fh->cap = 0;
+	fh->len = 0;
+	fh->dirty = false;
+	fh_track_put(fh);
 }
 
 /*
@@ -1478,6 +1488,10 @@ static int fh_publish(struct mcfs_fh *fh)
 	}
 	if (fh->repnum > 1) {
 		ret = put_place(fh);
+		if (ret == -ENOENT) {
+			put_vanished(fh);
+			return 0;
+		}
 		if (ret)
 			return stage_fail(fh, ret);
 	}
@@ -1487,19 +1501,8 @@ static int fh_publish(struct mcfs_fh *fh)
 	c.req.crc = fh->len ? mcfs_crc32c(0, fh->stage, fh->len) : 0;
 	ret = call_run(n, &c);
 	if (ret == -ENOENT) {
-		/*
-		 * Unlinked or replaced while being written: as on any POSIX file
-		 * system the writes succeed and nobody sees them. The master has
-		 * freed the put.
-		 */
 		call_fini(&c);
-		fh->staged = false;
-		fh->put_id = 0;
-		fh->stage = NULL;
-		fh->cap = 0;
-		fh->len = 0;
-		fh->dirty = false;
-		fh_track_put(fh);
+		put_vanished(fh);
 		return 0;
 	}
 	if (ret) {
@@ -1553,10 +1556,8 @@ static struct mcfs_fh *fh_new(struct mcfs_node *n, uint64_t ino, bool write)
 	fh->ino = ino;
 	fh->write = write;
 	fh->in->nopen++;
-	if (write) {
+	if (write)
 		fh->in->writer = fh;
-		fh->in->writer_gen++;
-	}
 	DL_APPEND2(n->open_fhs, fh, oprev, onext);
 	return fh;
 }
@@ -1675,8 +1676,6 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 			fh->dirty = true;
 		}
 	}
-	if (!write && !fh->version && fh->in->writer)
-		fh->writer_gen = fh->in->writer_gen;
 	fh_choose_cache(fh, fi);
 	if (!write)
 		remote_prefetch(fh);
@@ -1754,16 +1753,15 @@ static void mcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	uint64_t len = fh->base_dropped ? 0 : fh->size;
 
 	(void)ino;
+	/*
+	 * A handle reads its own put, else the version it opened. One opened
+	 * before the file's first close has none (version 0) and reads the file
+	 * empty, whatever another handle stages meanwhile: a put is seen whole
+	 * or not at all.
+	 */
 	if (fh->staged) {
 		data = fh->stage;
 		len = fh->len;
-	} else if (!fh->version && !fh->write && fh->writer_gen &&
-		   fh->writer_gen == fh->in->writer_gen && fh->in->writer) {
-		/* A file being created here: read what its writer staged so far. */
-		struct mcfs_fh *w = fh->in->writer;
-
-		data = w->staged ? w->stage : NULL;
-		len = w->staged ? w->len : 0;
 	}
 	if (!data && len && !fh->staged && fh->remote && off >= 0 && (uint64_t)off < len) {
 		uint64_t end = (uint64_t)off + size < len ? (uint64_t)off + size : len;

@@ -605,6 +605,32 @@ def test_last_close_wins(cluster):
     assert first + rest == vb, "an open reader's version changed under it"
 
 
+@pytest.mark.parametrize("gone", ["unlinked", "replaced"])
+def test_file_gone_before_close_with_two_replicas(cluster, gone):
+    """A file unlinked or renamed over on another node while being written
+    closes without an error, as on any POSIX file system (its second replica
+    has nowhere to go), and its bytes are published nowhere."""
+    c = cluster(2, replicas=2)
+    a, b = c.nodes
+    data, other = versioned("w", 0, 300_000), versioned("o", 0, 5000)
+    write_file(os.path.join(a.mnt, "k"), versioned("v0", 0, 1000))
+    with open(os.path.join(a.mnt, "k"), "wb") as f:
+        f.write(data)
+        f.flush()  # every byte staged before the file goes
+        if gone == "unlinked":
+            os.unlink(os.path.join(b.mnt, "k"))
+        else:
+            write_file(os.path.join(b.mnt, "tmp"), other)
+            os.rename(os.path.join(b.mnt, "tmp"), os.path.join(b.mnt, "k"))
+    for n in c.nodes:  # close-to-open: an open() after the unlink or rename sees it
+        p = os.path.join(n.mnt, "k")
+        if gone == "unlinked":
+            with pytest.raises(FileNotFoundError):
+                read_file(p)
+        else:
+            assert read_file(p) == other, n.name
+
+
 def test_same_new_key_created_on_two_nodes(cluster):
     """open(O_CREAT) without O_EXCL never fails with EEXIST, even when
     another node has created the same new name and not published it yet."""

@@ -262,28 +262,32 @@ def test_many_writers_one_path(mnt):
     assert os.listdir(mnt) == ["contended"]
 
 
-def test_reader_of_unwritten_file_never_mixes_writers(mnt):
-    """A handle opened on a file still being created on this node reads what
-    that file's writer stages; a second writer that truncates and rewrites it
-    before either closes is another put, and its bytes never continue the
-    first one's in that handle."""
+def test_file_being_created_reads_empty_until_published(mnt):
+    """On the writing node a new file exists from its create, but its bytes
+    are no one else's until close: a handle opened before the first close
+    reads it empty, even while two writers stage different puts, and a
+    reader never sees part of one put or one put's bytes after another's.
+    Each close publishes its put whole; the last close wins."""
     path = os.path.join(mnt, "being-written")
-    first, second = pattern("first", 8000), pattern("second", 24000)
+    first, second = pattern("first", 8000), pattern("second", 3 * MiB)
     w1 = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
     r = w2 = -1
     try:
         assert os.write(w1, first) == len(first)
+        assert os.stat(path).st_size == len(first), "the writing node shows its size"
         r = os.open(path, os.O_RDONLY)
-        head = os.read(r, 1000)
-        assert head == first[: len(head)], "the reader sees the first writer's bytes"
+        assert os.read(r, 1000) == b"", "a put is not seen before its close"
         w2 = os.open(path, os.O_WRONLY | os.O_TRUNC)
-        assert os.write(w2, second) == len(second)
-        got = head + read_fd_all(r)
-        assert got == first[: len(got)], (
-            f"read {len(got)} bytes: the first writer's {len(head)}, then "
-            f"{'the second writer' if second[len(head):len(got)] == got[len(head):] else 'other'}'s")
+        for off in range(0, len(second) - MiB, 256 * 1024):  # all but the last MiB
+            os.write(w2, second[off:off + 256 * 1024])
+        assert read_fd_all(r) == b"", "nor a part of another put"
+        os.write(w2, second[len(second) - MiB:])
+        os.close(w2)
+        w2 = -1
+        assert read_file(path) == second, "the second writer's close published it whole"
+        assert read_fd_all(r) == b"", "a handle keeps the (empty) file it opened"
     finally:
         for fd in (r, w2, w1):
             if fd >= 0:
                 os.close(fd)
-    assert read_file(path) == first, "the last close publishes the first writer's put"
+    assert read_file(path) == first, "the first writer's close published its put last"

@@ -136,6 +136,19 @@ int bench_cli_common(const char *cmd, int opt, const char *arg, struct bench_com
 	return 0;
 }
 
+int bench_cli_split_dirs(char *dup, const char **dirs)
+{
+	int n = 0;
+	char *save = NULL;
+
+	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == BENCH_MAX_DIRS)
+			return -EINVAL;
+		dirs[n++] = tok;
+	}
+	return n ? n : -EINVAL;
+}
+
 void bench_cli_tag(const struct bench_common *co, char *out, size_t outsz)
 {
 	snprintf(out, outsz, "%ld-%08llx", (long)getpid(),

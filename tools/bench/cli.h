@@ -74,6 +74,15 @@ int bench_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Prints "mcfs-bench CMD: MESSAGE" to stderr. */
 void bench_cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The most directories --dirs takes. */
+#define BENCH_MAX_DIRS 64
+
+/*
+ * Splits a --dirs list "D1,D2,..." in place (dup is the caller's copy):
+ * dirs[] points into it. The count (1..BENCH_MAX_DIRS) or -EINVAL.
+ */
+int bench_cli_split_dirs(char *dup, const char **dirs);
+
 /* Option values: 0 or -EINVAL (nothing printed). */
 int bench_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* A size with K/M/G/T suffixes (powers of 1024), within [min, max]. */

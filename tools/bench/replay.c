@@ -25,7 +25,6 @@
 
 #define CMD	     "trace"
 #define MAX_THREADS  1024
-#define MAX_DIRS     64
 #define DEFAULT_MSGS 5
 
 struct replay {
@@ -362,20 +361,6 @@ static int parse(int argc, char **argv, struct replay_opts *o)
 	return 0;
 }
 
-/* Splits --dirs in place (dup is owned by the caller). Returns the count or -EINVAL. */
-static int split_dirs(char *dup, const char **dirs)
-{
-	int n = 0;
-	char *save = NULL;
-
-	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (n == MAX_DIRS)
-			return -EINVAL;
-		dirs[n++] = tok;
-	}
-	return n ? n : -EINVAL;
-}
-
 static void print_summary(const struct replay_opts *o, const struct bench_hits *ideal,
 			  const struct bench_replay_result *r)
 {
@@ -464,9 +449,9 @@ int bench_replay_main(int argc, char **argv)
 	struct bench_hits ideal;
 	struct bench_replay_result res;
 	struct bench_replay_conf rc;
-	const char *dirs[MAX_DIRS];
+	const char *dirs[BENCH_MAX_DIRS];
 	char(*runs)[PATH_MAX] = NULL;
-	const char *run_ptrs[MAX_DIRS];
+	const char *run_ptrs[BENCH_MAX_DIRS];
 	char *dup = NULL, err[512], tag[64], bb[32];
 	int ndirs, ret, code = BENCH_EXIT_FAIL;
 
@@ -477,13 +462,13 @@ int bench_replay_main(int argc, char **argv)
 		dup = strdup(o.dirs_arg);
 		if (!dup)
 			return BENCH_EXIT_FAIL;
-		ndirs = split_dirs(dup, dirs);
+		ndirs = bench_cli_split_dirs(dup, dirs);
 		if (ndirs < 0) {
 			free(dup);
 			return bench_cli_usage(CMD,
 					       "--dirs '%s': want 1 to %d comma-separated "
 					       "directories",
-					       o.dirs_arg, MAX_DIRS);
+					       o.dirs_arg, BENCH_MAX_DIRS);
 		}
 	} else {
 		dirs[0] = o.co.dir;

@@ -5,7 +5,9 @@
  * that the store publishes a file whole at close, which tmpfs does not
  * promise, so --inplace on tmpfs reports torn reads by design. An empty
  * file is allowed with --inplace: the name exists from its create on, on
- * the writing node, before any byte is written (POSIX). ENOENT is
+ * the writing node, before any byte is written (POSIX); so is a stat()
+ * there that finds the size written so far (one inode, one size per node),
+ * while a read must still see the file empty or whole. ENOENT is
  * an expected answer to get, stat, unlink and rename: other threads remove
  * keys all the time.
  *
@@ -50,6 +52,7 @@ static const char *const bad_names[NBAD] = {"torn",	 "corrupt",  "short",
 
 struct stress_conf {
 	struct bench_common co;
+	const char *dirs_arg; /* --dirs, borrowed from argv */
 	int threads;
 	uint64_t duration_ns;
 	uint64_t keys;
@@ -62,11 +65,18 @@ struct stress_conf {
 struct stress {
 	const struct stress_conf *c;
 	struct bench_pool pool;
-	char run[PATH_MAX];
+	/*
+	 * The run directory in each of the directories stressed: thread t
+	 * works in runs[t % nruns]. Mounts of one cache share one directory,
+	 * so their threads race on the same keys through different nodes.
+	 */
+	char (*runs)[PATH_MAX];
+	int nruns;
 	uint64_t deadline_ns;
 	atomic_uint_fast64_t *issued; /* c->threads: last sequence each writer issued */
 	atomic_uint_fast64_t bad[NBAD];
 	atomic_uint_fast64_t empty;    /* --inplace: files found empty, being created */
+	atomic_uint_fast64_t partial;  /* --inplace: stat() sizes below --min-size, being written */
 	atomic_uint_fast64_t verified; /* reads that checked out */
 	atomic_uint_fast64_t verified_bytes;
 	atomic_int messages;
@@ -83,6 +93,8 @@ static void usage(FILE *f)
 	    "is checked to be one writer's complete content (else a \"torn\" error). Exits 1 on\n"
 	    "any mismatch or unexpected error.\n"
 	    "  --dir DIR          directory to stress (a run directory is made inside it)\n"
+	    "  --dirs D1,D2,...   spread the threads round-robin over these directories\n"
+	    "                     instead: mounts of one shared cache, one per node\n"
 	    "  --threads T        threads (default 4)\n"
 	    "  --duration TIME    how long (10s, 500ms, 2m; default 5s)\n"
 	    "  --keys N           keys shared by all threads (default 16)\n"
@@ -111,9 +123,14 @@ static void say(struct stress *s, const char *fmt, ...)
 	bench_cli_err(CMD, "%s", msg);
 }
 
-static void key_path(const struct stress *s, uint64_t k, char *out, size_t outsz)
+static const char *run_of(const struct stress *s, int tid)
 {
-	snprintf(out, outsz, "%s/k%04llu", s->run, (unsigned long long)k);
+	return s->runs[tid % s->nruns];
+}
+
+static void key_path(const char *run, uint64_t k, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s/k%04llu", run, (unsigned long long)k);
 }
 
 /* Checks a read's bytes; counts and reports what is wrong. true when fine. */
@@ -192,6 +209,7 @@ static void stress_worker(void *arg, int tid)
 	struct bench_phase *ph = s->per_thread[tid];
 	uint64_t *absent = s->absent[tid];
 	uint64_t rng = c->co.seed ^ ((uint64_t)(tid + 1) * 0x9e3779b97f4a7c15ull), seq = 0;
+	const char *run = run_of(s, tid);
 	uint8_t *buf = malloc(c->max_size + 1);
 	char path[PATH_MAX + 32], other[PATH_MAX + 32];
 
@@ -206,7 +224,7 @@ static void stress_worker(void *arg, int tid)
 		const char *step = op_names[op];
 		int ret = 0;
 
-		key_path(s, k, path, sizeof(path));
+		key_path(run, k, path, sizeof(path));
 		switch (op) {
 		case OP_PUT: {
 			uint64_t len =
@@ -220,7 +238,7 @@ static void stress_worker(void *arg, int tid)
 			if (c->inplace) {
 				ret = bench_fs_write_file(path, buf, len, IO_SIZE);
 			} else {
-				snprintf(other, sizeof(other), "%s/.t%d.%llu", s->run, tid,
+				snprintf(other, sizeof(other), "%s/.t%d.%llu", run, tid,
 					 (unsigned long long)seq);
 				ret = bench_fs_write_file(other, buf, len, IO_SIZE);
 				if (ret) {
@@ -257,6 +275,9 @@ static void stress_worker(void *arg, int tid)
 			lat = bench_now_ns() - t0;
 			if (!ret && S_ISREG(st.st_mode) && st.st_size == 0 && c->inplace) {
 				atomic_fetch_add(&s->empty, 1);
+			} else if (!ret && S_ISREG(st.st_mode) && c->inplace &&
+				   (uint64_t)st.st_size < c->min_size) {
+				atomic_fetch_add(&s->partial, 1);
 			} else if (!ret &&
 				   (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < c->min_size ||
 				    (uint64_t)st.st_size > c->max_size)) {
@@ -278,7 +299,7 @@ static void stress_worker(void *arg, int tid)
 		default: {
 			uint64_t k2 = bench_rand_below(&rng, c->keys);
 
-			key_path(s, k2, other, sizeof(other));
+			key_path(run, k2, other, sizeof(other));
 			t0 = bench_now_ns();
 			ret = rename(path, other) ? -errno : 0;
 			lat = bench_now_ns() - t0;
@@ -308,14 +329,16 @@ static void final_sweep(struct stress *s)
 
 	if (!buf)
 		return;
-	for (uint64_t k = 0; k < s->c->keys; k++) {
-		key_path(s, k, path, sizeof(path));
-		ssize_t n = bench_fs_read_file(path, buf, s->c->max_size + 1, IO_SIZE);
+	for (int r = 0; r < s->nruns; r++) {
+		for (uint64_t k = 0; k < s->c->keys; k++) {
+			key_path(s->runs[r], k, path, sizeof(path));
+			ssize_t n = bench_fs_read_file(path, buf, s->c->max_size + 1, IO_SIZE);
 
-		if (n >= 0)
-			check_read(s, path, buf, (size_t)n);
-		else if (n != -ENOENT)
-			say(s, "final read %s: %s", path, strerror((int)-n));
+			if (n >= 0)
+				check_read(s, path, buf, (size_t)n);
+			else if (n != -ENOENT)
+				say(s, "final read %s: %s", path, strerror((int)-n));
+		}
 	}
 	free(buf);
 }
@@ -355,6 +378,7 @@ static int parse(int argc, char **argv, struct stress_conf *c)
 {
 	enum {
 		O_THREADS = BENCH_OPT_FIRST_OWN,
+		O_DIRS,
 		O_DURATION,
 		O_KEYS,
 		O_MIN,
@@ -364,6 +388,7 @@ static int parse(int argc, char **argv, struct stress_conf *c)
 	};
 	static const struct option lo[] = {
 	    BENCH_COMMON_OPTIONS,
+	    {"dirs", required_argument, NULL, O_DIRS},
 	    {"threads", required_argument, NULL, O_THREADS},
 	    {"duration", required_argument, NULL, O_DURATION},
 	    {"keys", required_argument, NULL, O_KEYS},
@@ -432,6 +457,9 @@ static int parse(int argc, char **argv, struct stress_conf *c)
 		case O_INPLACE:
 			c->inplace = true;
 			break;
+		case O_DIRS:
+			c->dirs_arg = optarg;
+			break;
 		default:
 			return bench_cli_usage(CMD, "unknown or incomplete option '%s'",
 					       argv[optind - 1]);
@@ -443,8 +471,8 @@ static int parse(int argc, char **argv, struct stress_conf *c)
 	}
 	if (optind < argc)
 		return bench_cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
-	if (!c->co.dir)
-		return bench_cli_usage(CMD, "--dir is required");
+	if (!c->co.dir == !c->dirs_arg)
+		return bench_cli_usage(CMD, "give either --dir DIR or --dirs D1,D2,...");
 	if (c->min_size > c->max_size)
 		return bench_cli_usage(CMD, "--min-size is larger than --max-size");
 	return 0;
@@ -456,24 +484,47 @@ int bench_stress_main(int argc, char **argv)
 	struct stress s;
 	struct bench_phase tot[NOPS], all;
 	uint64_t absent[NOPS] = {0}, nbad = 0, errors = 0, wall = 0;
-	char tag[64], lo[32], hi[32];
-	int ret, code = BENCH_EXIT_FAIL;
+	char tag[64], lo[32], hi[32], *dup = NULL;
+	const char *dirs[BENCH_MAX_DIRS];
+	int ret, ndirs = 1, made = 0, code = BENCH_EXIT_FAIL;
 
 	ret = parse(argc, argv, &c);
 	if (ret)
 		return ret < 0 ? BENCH_EXIT_OK : ret;
-	if (!bench_fs_is_dir(c.co.dir)) {
-		bench_cli_err(CMD, "%s is not a directory: give an existing directory", c.co.dir);
-		return BENCH_EXIT_USAGE;
+	dirs[0] = c.co.dir;
+	if (c.dirs_arg) {
+		dup = strdup(c.dirs_arg);
+		if (!dup)
+			goto out_nomem;
+		ndirs = bench_cli_split_dirs(dup, dirs);
+		if (ndirs < 0) {
+			free(dup);
+			return bench_cli_usage(CMD,
+					       "--dirs '%s': want 1 to %d comma-separated "
+					       "directories",
+					       c.dirs_arg, BENCH_MAX_DIRS);
+		}
+	}
+	for (int i = 0; i < ndirs; i++) {
+		if (!bench_fs_is_dir(dirs[i])) {
+			bench_cli_err(CMD, "%s is not a directory: give an existing directory",
+				      dirs[i]);
+			free(dup);
+			return BENCH_EXIT_USAGE;
+		}
 	}
 	memset(&s, 0, sizeof(s));
 	s.c = &c;
-	if (bench_pool_init(&s.pool, c.co.seed, c.max_size - BENCH_BLOB_HDR_LEN))
+	s.nruns = ndirs;
+	if (bench_pool_init(&s.pool, c.co.seed, c.max_size - BENCH_BLOB_HDR_LEN)) {
+		free(dup);
 		goto out_nomem;
+	}
 	s.issued = calloc((size_t)c.threads, sizeof(*s.issued));
 	s.per_thread = calloc((size_t)c.threads, sizeof(*s.per_thread));
 	s.absent = calloc((size_t)c.threads, sizeof(*s.absent));
-	if (!s.issued || !s.per_thread || !s.absent)
+	s.runs = calloc((size_t)ndirs, sizeof(*s.runs));
+	if (!s.issued || !s.per_thread || !s.absent || !s.runs)
 		goto out_free_nomem;
 	for (int t = 0; t < c.threads; t++)
 		for (int op = 0; op < NOPS; op++)
@@ -481,11 +532,15 @@ int bench_stress_main(int argc, char **argv)
 	bench_progress_enable(!c.co.quiet && isatty(STDOUT_FILENO));
 	bench_cli_catch_signals();
 	bench_cli_tag(&c.co, tag, sizeof(tag));
-	ret = bench_fs_make_rundir(c.co.dir, CMD, tag, false, s.run, sizeof(s.run));
-	if (ret) {
-		bench_cli_err(CMD, "cannot create a run directory in %s: %s", c.co.dir,
-			      strerror(-ret));
-		goto out_free;
+	for (; made < ndirs; made++) {
+		/* The first mount makes the run directory; the others may already see it. */
+		ret = bench_fs_make_rundir(dirs[made], CMD, tag, made > 0, s.runs[made],
+					   sizeof(s.runs[made]));
+		if (ret) {
+			bench_cli_err(CMD, "cannot create a run directory in %s: %s", dirs[made],
+				      strerror(-ret));
+			goto out_rmdir;
+		}
 	}
 
 	bench_report_fmt_bytes(lo, sizeof(lo), c.min_size);
@@ -544,6 +599,11 @@ int bench_stress_main(int argc, char **argv)
 			printf("  %llu read(s) or stat(s) found a file empty: created, not yet "
 			       "written (allowed with --inplace)\n",
 			       (unsigned long long)atomic_load(&s.empty));
+		if (c.inplace && atomic_load(&s.partial))
+			printf(
+			    "  %llu stat(s) found a file partly written: the writing node's size "
+			    "so far (allowed with --inplace)\n",
+			    (unsigned long long)atomic_load(&s.partial));
 		if (!ok)
 			printf("  %s\n", nbad ? "VERIFY FAILED" : "FAILED");
 	}
@@ -551,7 +611,12 @@ int bench_stress_main(int argc, char **argv)
 		json_t *root = bench_report_root(CMD, c.co.seed);
 		json_t *conf = json_object(), *ops = json_object(), *bad = json_object();
 
-		bench_report_set(conf, "dir", json_string(c.co.dir));
+		json_t *jd = json_array();
+
+		for (int i = 0; i < ndirs; i++)
+			json_array_append_new(jd, json_string(dirs[i]));
+		bench_report_set(conf, "dir", json_string(dirs[0]));
+		bench_report_set(conf, "dirs", jd);
 		bench_report_set(conf, "threads", json_integer(c.threads));
 		bench_report_set(conf, "duration_s", json_real((double)c.duration_ns / 1e9));
 		bench_report_set(conf, "keys", json_integer((json_int_t)c.keys));
@@ -564,7 +629,7 @@ int bench_stress_main(int argc, char **argv)
 			bench_report_set(p, "absent", json_integer((json_int_t)absent[op]));
 			bench_report_set(ops, op_names[op], p);
 			if (root)
-				bench_report_add_plot_row(root, c.co.dir, &tot[op]);
+				bench_report_add_plot_row(root, dirs[0], &tot[op]);
 		}
 		for (int b = 0; b < NBAD; b++)
 			bench_report_set(bad, bad_names[b],
@@ -577,6 +642,8 @@ int bench_stress_main(int argc, char **argv)
 		bench_report_set(root, "mismatches", json_integer((json_int_t)nbad));
 		bench_report_set(root, "mismatch_kinds", bad);
 		bench_report_set(root, "empty", json_integer((json_int_t)atomic_load(&s.empty)));
+		bench_report_set(root, "partial",
+				 json_integer((json_int_t)atomic_load(&s.partial)));
 		bench_report_set(root, "verified_reads",
 				 json_integer((json_int_t)atomic_load(&s.verified)));
 		bench_report_set(root, "per_op", ops);
@@ -594,24 +661,30 @@ int bench_stress_main(int argc, char **argv)
 	code = ok ? BENCH_EXIT_OK : BENCH_EXIT_FAIL;
 
 out_rmdir:
-	if (c.co.keep) {
-		if (!c.co.quiet)
-			printf("  kept %s\n", s.run);
-	} else if ((ret = bench_fs_rmtree(s.run))) {
-		bench_cli_err(CMD, "cannot remove %s: %s", s.run, strerror(-ret));
+	/* Mounts of one cache share the run directory: the first removal takes it all. */
+	for (int i = 0; i < made; i++) {
+		if (c.co.keep) {
+			if (!c.co.quiet)
+				printf("  kept %s\n", s.runs[i]);
+		} else if ((ret = bench_fs_rmtree(s.runs[i])) && ret != -ENOENT) {
+			bench_cli_err(CMD, "cannot remove %s: %s", s.runs[i], strerror(-ret));
+		}
 	}
-out_free:
+	free(s.runs);
 	free(s.absent);
 	free(s.per_thread);
 	free(s.issued);
 	bench_pool_fini(&s.pool);
+	free(dup);
 	return code;
 
 out_free_nomem:
+	free(s.runs);
 	free(s.absent);
 	free(s.per_thread);
 	free(s.issued);
 	bench_pool_fini(&s.pool);
+	free(dup);
 out_nomem:
 	bench_cli_err(CMD, "out of memory");
 	return BENCH_EXIT_FAIL;
