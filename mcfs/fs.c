@@ -46,6 +46,11 @@
 #define MAX_INODES     65536	    /* per-inode records kept for closed files */
 #define SYNC_PERIOD_MS 50	    /* how often the catalog asks for changes */
 #define TICK_MS	       100	    /* the embedded master's timed work, at most this often */
+/*
+ * Holds to give back wait this long for others: one RELEASE and one wake-up
+ * of the lease thread for every few closes, not one each.
+ */
+#define RELEASE_BATCH_MS 2
 
 /* Per-inode state on this node. FUSE thread only. */
 struct mcfs_ino {
@@ -528,11 +533,17 @@ static void vhold_unref(struct mcfs_fh *fh)
 		v->to_release += v->acq;
 		v->acq = 0;
 		if (v->to_release && !v->queued) {
+			/*
+			 * Soon (RELEASE_BATCH_MS): the space of a version replaced
+			 * meanwhile comes back then, not when its lease ends.
+			 */
+			if (!n->release_q) {
+				n->release_since_ms = mcfs_now_ms();
+				pthread_cond_signal(&n->stop_cond);
+			}
 			v->queued = true;
 			v->qnext = n->release_q;
 			n->release_q = v;
-			/* Now: the space of a version replaced meanwhile comes back at once. */
-			pthread_cond_signal(&n->stop_cond);
 		} else if (!v->queued) {
 			HASH_DEL(n->vholds, v);
 			free(v);
@@ -2734,7 +2745,14 @@ static void *lease_main(void *arg)
 		if (n->cat && wait > SYNC_PERIOD_MS)
 			wait = SYNC_PERIOD_MS;
 		struct timespec ts;
+		bool release_due = false;
 
+		if (n->release_q) {
+			uint64_t due = n->release_since_ms + RELEASE_BATCH_MS, now = mcfs_now_ms();
+
+			release_due = due <= now;
+			wait = release_due ? 0 : due - now;
+		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += (time_t)(wait / 1000);
 		ts.tv_nsec += (long)(wait % 1000) * 1000000;
@@ -2742,12 +2760,12 @@ static void *lease_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		if (!n->invals && !n->release_q)
+		if (!n->invals && !release_due)
 			pthread_cond_timedwait(&n->stop_cond, &n->lock, &ts);
 		if (n->stopping)
 			break;
 		inval_run(n);
-		if (n->release_q) {
+		if (n->release_q && n->release_since_ms + RELEASE_BATCH_MS <= mcfs_now_ms()) {
 			pthread_mutex_unlock(&n->lock);
 			release_run(n);
 			pthread_mutex_lock(&n->lock);

@@ -68,6 +68,7 @@ struct mcfs_node {
 	struct mcfs_inval *invals;    /* kernel entries to drop, off the FUSE thread */
 	struct mcfs_vhold *vholds;    /* uthash: versions our handles read (fs.c) */
 	struct mcfs_vhold *release_q; /* their holds to give back (RELEASE) */
+	uint64_t release_since_ms;    /* when release_q last became non-empty */
 	/* Open handles (FUSE thread only; what is left at unmount: mcfs_fs_close_all). */
 	struct mcfs_fh *open_fhs;
 	struct mcfs_dirh *open_dirs;
