@@ -1672,12 +1672,14 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 		fh->base_dropped = true;
 		fh->dirty = true; /* an empty new file is published at close too */
 	} else {
+		/*
+		 * A write open of a file replaced or removed since the kernel's
+		 * lookup (on another node) fails with ESTALE: the kernel looks the
+		 * path up again and retries, so the bytes go where the name leads
+		 * now (or, with O_CREAT, into a new file), not into the old inode
+		 * where nobody would see them.
+		 */
 		ret = fh_load(fh);
-		if (ret == -ESTALE && write) {
-			/* Replaced or removed since the kernel's lookup: write into nowhere. */
-			fh->base_dropped = true;
-			ret = stage_orphan(fh, MIN_STAGE);
-		}
 		if (ret) {
 			fh_free(fh);
 			return ret;

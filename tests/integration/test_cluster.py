@@ -631,6 +631,29 @@ def test_file_gone_before_close_with_two_replicas(cluster, gone):
             assert read_file(p) == other, n.name
 
 
+@pytest.mark.parametrize("how", ["unlinked", "replaced"])
+def test_put_after_the_name_went_elsewhere(cluster, how):
+    """Close-to-open for writers: node A looked a name up; node B then
+    unlinks it, or renames another file over it; a put through A afterwards
+    (open O_CREAT|O_TRUNC, write, close: all succeed) lands under that name
+    for every node to read, not in the inode A's kernel remembered."""
+    c = cluster(2)
+    a, b = c.nodes
+    for t in range(3):
+        rel = f"k{t}"
+        write_file(os.path.join(a.mnt, rel), b"old" * 100)
+        assert read_file(os.path.join(a.mnt, rel)) == b"old" * 100  # A's kernel caches it
+        if how == "unlinked":
+            os.unlink(os.path.join(b.mnt, rel))
+        else:
+            write_file(os.path.join(b.mnt, "tmp"), b"other")
+            os.rename(os.path.join(b.mnt, "tmp"), os.path.join(b.mnt, rel))
+        new = versioned("new", t, 5000 + t)
+        write_file(os.path.join(a.mnt, rel), new)
+        for n in c.nodes:
+            assert read_file(os.path.join(n.mnt, rel)) == new, (t, n.name)
+
+
 def test_same_new_key_created_on_two_nodes(cluster):
     """open(O_CREAT) without O_EXCL never fails with EEXIST, even when
     another node has created the same new name and not published it yet."""
