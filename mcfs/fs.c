@@ -60,9 +60,20 @@ struct mcfs_ino {
 	uint32_t nopen;
 	struct mcfs_fh *writer; /* the last write handle opened, while open */
 	struct mcfs_attr attr;	/* as of the last open, for fstat after unlink */
-	uint64_t parent;	/* where the last lookup found it, */
-	char *name;		/* to reopen a name that was replaced meanwhile */
+	/*
+	 * The name the kernel knows it by: where the last lookup or create
+	 * found it, moved by our own renames (NULL: unknown). An open checks
+	 * with the master that the name still leads here, and reopens what
+	 * the name holds now when it does not.
+	 */
+	uint64_t parent;
+	char *name;
+	bool named; /* the kernel knows it by that name now: in n->ino_names */
+	struct {
+		uint64_t parent, hash;
+	} nkey; /* its n->ino_names key */
 	UT_hash_handle hh;
+	UT_hash_handle hn; /* in n->ino_names */
 };
 
 struct mcfs_fh {
@@ -204,6 +215,74 @@ static struct mcfs_ino *ino_find(struct mcfs_node *n, uint64_t ino)
 	return in;
 }
 
+static uint64_t name_hash(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 0x100000001b3ull;
+	return h;
+}
+
+/*
+ * The name no longer leads to in (unlinked, renamed over): in keeps it as
+ * the name it was last known by, which an open of in tries again.
+ */
+static void name_detach(struct mcfs_node *n, struct mcfs_ino *in)
+{
+	if (!in->named)
+		return;
+	HASH_DELETE(hn, n->ino_names, in);
+	in->named = false;
+}
+
+static void name_clear(struct mcfs_node *n, struct mcfs_ino *in)
+{
+	name_detach(n, in);
+	free(in->name);
+	in->name = NULL;
+}
+
+static struct mcfs_ino *name_find(struct mcfs_node *n, uint64_t parent, const char *name);
+
+/* in is known as name in parent now (nothing on out of memory: no name). */
+static void name_set(struct mcfs_node *n, struct mcfs_ino *in, uint64_t parent, const char *name)
+{
+	struct mcfs_ino *other = name_find(n, parent, name);
+
+	if (other && other != in)
+		name_detach(n, other); /* a name leads to one inode */
+	name_clear(n, in);
+	in->name = strdup(name);
+	if (!in->name)
+		return;
+	in->parent = parent;
+	memset(&in->nkey, 0, sizeof(in->nkey));
+	in->nkey.parent = parent;
+	in->nkey.hash = name_hash(name);
+	HASH_ADD(hn, n->ino_names, nkey, sizeof(in->nkey), in);
+	in->named = true;
+}
+
+/* The inode known here as name in parent, or NULL. */
+static struct mcfs_ino *name_find(struct mcfs_node *n, uint64_t parent, const char *name)
+{
+	struct mcfs_ino *in, key;
+
+	memset(&key.nkey, 0, sizeof(key.nkey));
+	key.nkey.parent = parent;
+	key.nkey.hash = name_hash(name);
+	HASH_FIND(hn, n->ino_names, &key.nkey, sizeof(key.nkey), in);
+	return in && in->parent == parent && !strcmp(in->name, name) ? in : NULL;
+}
+
+static void ino_free(struct mcfs_node *n, struct mcfs_ino *in)
+{
+	name_clear(n, in);
+	HASH_DEL(n->inodes, in);
+	free(in);
+}
+
 /* Trim records of closed inodes when the table grows large; dropping one only costs a cache refill. */
 static void ino_trim(struct mcfs_node *n)
 {
@@ -213,11 +292,8 @@ static void ino_trim(struct mcfs_node *n)
 		return;
 	HASH_ITER(hh, n->inodes, in, tmp)
 	{
-		if (!in->nopen) {
-			HASH_DEL(n->inodes, in);
-			free(in->name);
-			free(in);
-		}
+		if (!in->nopen)
+			ino_free(n, in);
 	}
 }
 
@@ -240,6 +316,8 @@ static struct mcfs_ino *ino_get(struct mcfs_node *n, uint64_t ino)
  * Remember where a file was found, for fh_load()'s retry by name, and what
  * it looked like, for a getattr that races with its removal.
  */
+static void inval_entry_later(struct mcfs_node *n, uint64_t parent, const char *name);
+
 static void ino_remember(struct mcfs_node *n, const struct mcfs_attr *a, uint64_t parent,
 			 const char *name)
 {
@@ -247,13 +325,14 @@ static void ino_remember(struct mcfs_node *n, const struct mcfs_attr *a, uint64_
 
 	if (!in)
 		return;
-	if (!in->nopen)
+	if (!in->nopen || in->attr.ino != a->ino)
 		in->attr = *a;
-	if (in->name && in->parent == parent && !strcmp(in->name, name))
+	if (in->named && in->parent == parent && !strcmp(in->name, name))
 		return;
-	free(in->name);
-	in->name = strdup(name);
-	in->parent = parent;
+	/* Renamed on another node: the kernel's entry by the old name is stale. */
+	if (in->named)
+		inval_entry_later(n, in->parent, in->name);
+	name_set(n, in, parent, name);
 }
 
 /* The size this node shows for ino: a local writer's staged length counts. */
@@ -775,13 +854,19 @@ static int fh_load(struct mcfs_fh *fh)
 
 	call_init(&c, MCFS_MSG_GET);
 	c.req.ino = fh->ino;
+	if (in->named) {
+		/* Only if the name still leads here (ENOENT otherwise). */
+		c.req.ino2 = in->parent;
+		c.req.name = blob_str(in->name);
+	}
 	ret = call_run(fh->n, &c);
 	/*
-	 * Replaced (rename over it) between the kernel's lookup and this open:
-	 * open what the name holds now, as a lookup a moment later would have.
-	 * The handle reads the new inode; the kernel's inode keeps its number.
+	 * Replaced (rename over it), or renamed away, between the kernel's
+	 * lookup and this open: open what the name holds now, as a lookup a
+	 * moment later would have. The handle reads the new inode; the
+	 * kernel's inode keeps its number.
 	 */
-	for (int tries = 0; ret == -ENOENT && !fh->write && in->name && tries < 8; tries++) {
+	for (int tries = 0; ret == -ENOENT && in->name && tries < 8; tries++) {
 		call_fini(&c);
 		call_init(&c, MCFS_MSG_LOOKUP);
 		c.req.ino = in->parent;
@@ -799,6 +884,8 @@ static int fh_load(struct mcfs_fh *fh)
 		call_fini(&c);
 		call_init(&c, MCFS_MSG_GET);
 		c.req.ino = fh->ino;
+		c.req.ino2 = in->parent;
+		c.req.name = blob_str(in->name);
 		ret = call_run(fh->n, &c);
 	}
 	if (!ret) {
@@ -1621,6 +1708,20 @@ static void fh_unpublish_created(struct mcfs_fh *fh)
 		call_run(fh->n, &c);
 	}
 	call_fini(&c);
+	/*
+	 * Removed now, or already gone (a master that restarted never knew
+	 * it): no name leads here, and a stat() of the kernel's stale entry
+	 * gets ESTALE, so the kernel looks the name up again, rather than the
+	 * attributes of a file that never was (getattr).
+	 */
+	{
+		struct mcfs_ino *in = ino_find(fh->n, fh->ino);
+
+		if (in) {
+			name_detach(fh->n, in);
+			in->attr.ino = 0;
+		}
+	}
 	free(fh->name);
 	fh->name = NULL;
 }
@@ -1657,8 +1758,39 @@ static void fh_choose_cache(struct mcfs_fh *fh, struct fuse_file_info *fi)
 	in->cache_users++;
 }
 
+/* A write open of in's name failed with ESTALE: the kernel retries it. */
+static void estale_note(struct mcfs_node *n, const struct mcfs_ino *in)
+{
+	unsigned i = n->estale_next++ % (sizeof(n->estale) / sizeof(n->estale[0]));
+
+	if (!in->name)
+		return;
+	n->estale[i].parent = in->parent;
+	n->estale[i].hash = name_hash(in->name);
+}
+
+/* Is this open the kernel's retry after estale_note() of in's name? Forgets it. */
+static bool estale_retried(struct mcfs_node *n, const struct mcfs_ino *in)
+{
+	uint64_t h = name_hash(in->name);
+
+	for (size_t i = 0; i < sizeof(n->estale) / sizeof(n->estale[0]); i++) {
+		if (n->estale[i].hash == h && n->estale[i].parent == in->parent) {
+			n->estale[i].hash = 0;
+			n->estale[i].parent = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * created: CREATE made the file just now. resolved: the master found ino by
+ * its name in this very request (CREATE of an existing file), so no cached
+ * name can be stale.
+ */
 static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi, bool created,
-		   struct mcfs_fh **out)
+		   bool resolved, struct mcfs_fh **out)
 {
 	int acc = fi->flags & O_ACCMODE;
 	bool write = acc != O_RDONLY;
@@ -1673,17 +1805,32 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 		fh->dirty = true; /* an empty new file is published at close too */
 	} else {
 		/*
-		 * A write open of a file replaced or removed since the kernel's
-		 * lookup (on another node) fails with ESTALE: the kernel looks the
-		 * path up again and retries, so the bytes go where the name leads
-		 * now (or, with O_CREAT, into a new file), not into the old inode
-		 * where nobody would see them.
+		 * Replaced since the kernel's lookup: the handle opens what the
+		 * name holds now (fh_load). Gone: if our own unlink or rename
+		 * removed it after the kernel found it, the open succeeds on the
+		 * removed file as on any POSIX file system, its writes going where
+		 * nobody sees them; if another node did, the kernel's name is
+		 * stale, and ESTALE has it look the path up again, so that the put
+		 * lands under the name (a new file with O_CREAT), not in the old
+		 * inode.
 		 */
 		ret = fh_load(fh);
+		if (write && (ret == -ENOENT || ret == -ESTALE)) {
+			if (resolved ||
+			    (fh->in->name && (!fh->in->named || estale_retried(n, fh->in)))) {
+				fh->base_dropped = true;
+				ret = stage_orphan(fh, MIN_STAGE);
+			} else {
+				estale_note(n, fh->in);
+				ret = -ESTALE;
+			}
+		}
 		if (ret) {
 			fh_free(fh);
 			return ret;
 		}
+		if (write && fh->in->name)
+			(void)estale_retried(n, fh->in); /* the name is good again */
 		if (fi->flags & O_TRUNC) {
 			fh->base_dropped = true;
 			fh->dirty = true;
@@ -1702,7 +1849,7 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 static void mcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mcfs_fh *fh;
-	int ret = fh_open(node_of(req), ino, fi, false, &fh);
+	int ret = fh_open(node_of(req), ino, fi, false, false, &fh);
 
 	/*
 	 * Replaced or removed after the kernel looked the name up: ESTALE
@@ -1742,11 +1889,13 @@ static void mcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 		bool created = (c.resp.attr.flags & MCFS_ATTR_PENDING) && !c.resp.attr.version &&
 			       !ino_find(n, c.resp.attr.ino);
 
-		ret = fh_open(n, c.resp.attr.ino, fi, created, &fh);
+		ret = fh_open(n, c.resp.attr.ino, fi, created, true, &fh);
 		if (!ret && created) {
 			fh->parent = parent;
 			fh->name = strdup(name);
 		}
+		if (!ret)
+			ino_remember(n, &c.resp.attr, parent, name);
 	}
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -2134,12 +2283,19 @@ static void simple_call(fuse_req_t req, struct call *c)
 
 static void mcfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct mcfs_node *n = node_of(req);
+	struct mcfs_ino *in;
 	struct call c;
+	int ret;
 
 	call_init(&c, MCFS_MSG_UNLINK);
 	c.req.ino = parent;
 	c.req.name = blob_str(name);
-	simple_call(req, &c);
+	ret = call_run(n, &c);
+	if (!ret && (in = name_find(n, parent, name)))
+		name_detach(n, in);
+	fuse_reply_err(req, -ret);
+	call_fini(&c);
 }
 
 static void mcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -2155,6 +2311,7 @@ static void mcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void mcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 			const char *newname, unsigned int flags)
 {
+	struct mcfs_node *n = node_of(req);
 	struct call c;
 	int ret = check_name(newname);
 
@@ -2171,7 +2328,23 @@ static void mcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fus
 	c.req.name2 = blob_str(newname);
 	c.req.flags = (flags & RENAME_NOREPLACE ? MCFS_RENAME_NOREPLACE : 0) |
 		      (flags & RENAME_EXCHANGE ? MCFS_RENAME_EXCHANGE : 0);
-	simple_call(req, &c);
+	ret = call_run(n, &c);
+	if (!ret) {
+		/* The names the kernel now knows the two inodes by. */
+		struct mcfs_ino *src = name_find(n, parent, name);
+		struct mcfs_ino *dst = name_find(n, newparent, newname);
+
+		if (src)
+			name_detach(n, src);
+		if (dst)
+			name_detach(n, dst);
+		if (src)
+			name_set(n, src, newparent, newname);
+		if (dst && (flags & RENAME_EXCHANGE))
+			name_set(n, dst, parent, name);
+	}
+	fuse_reply_err(req, -ret);
+	call_fini(&c);
 }
 
 static void mcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -2306,6 +2479,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			namebuf[de.name.len] = 0;
 			name = namebuf;
 			fill_entry(n, &de.attr, &e);
+			if (plus && S_ISREG(de.attr.mode)) {
+				/* The kernel learns this name: where a known file is now. */
+				struct mcfs_ino *known = ino_find(n, de.attr.ino);
+
+				if (known && known->named &&
+				    (known->parent != ino || strcmp(known->name, name))) {
+					inval_entry_later(n, known->parent, known->name);
+					name_set(n, known, ino, name);
+				}
+			}
 			next = de.cookie + 2;
 		}
 		if (plus)
@@ -2646,11 +2829,7 @@ void mcfs_fs_fini(struct mcfs_node *n)
 	stream_buf_cap = 0;
 
 	HASH_ITER(hh, n->inodes, in, tmp)
-	{
-		HASH_DEL(n->inodes, in);
-		free(in->name);
-		free(in);
-	}
+	ino_free(n, in);
 	{
 		struct mcfs_vhold *v, *vtmp;
 

@@ -58,9 +58,19 @@ struct mcfs_node {
 	uint64_t node_id;
 	struct fuse_session *se;
 
-	pthread_mutex_t lock;	 /* protects the lists and table below */
-	struct mcfs_fh *leased;	 /* handles holding a read lease, renewed by the lease thread */
-	struct mcfs_ino *inodes; /* uthash: per-inode state of this node, by ino */
+	pthread_mutex_t lock;	    /* protects the lists and table below */
+	struct mcfs_fh *leased;	    /* handles holding a read lease, renewed by the lease thread */
+	struct mcfs_ino *inodes;    /* uthash: per-inode state of this node, by ino */
+	struct mcfs_ino *ino_names; /* the same, by the name the kernel knows (fs.c) */
+	/*
+	 * Names whose write open last failed with ESTALE (stale here, removed
+	 * on another node): the kernel's retry looks them up afresh, and if
+	 * the file is gone again by its open, that is a race, not staleness.
+	 */
+	struct {
+		uint64_t parent, hash;
+	} estale[16];
+	unsigned estale_next;
 	pthread_t lease_thread;
 	bool stopping;
 	pthread_cond_t stop_cond;

@@ -1544,9 +1544,10 @@ static int do_repl_end(struct mcfs_req *r)
 
 static int do_get(struct mcfs_req *r)
 {
+	const struct mcfs_msg *q = r->in;
 	struct mcfs_inode *in;
 	struct mcfs_obj *obj;
-	int ret = get_inode(r, r->in->ino, &in);
+	int ret = get_inode(r, q->ino, &in);
 
 	if (ret)
 		return ret;
@@ -1554,6 +1555,14 @@ static int do_get(struct mcfs_req *r)
 		return -EISDIR;
 	if (!S_ISREG(in->mode))
 		return -EINVAL;
+	/*
+	 * The name the caller reached it by (ino2 and name; none when ino2 is
+	 * 0): renamed since, the name may hold another file now, which is what
+	 * an open after that rename must see (close-to-open).
+	 */
+	if (q->ino2 && (!in->parent || in->parent->ino != q->ino2 || in->namelen != q->name.len ||
+			memcmp(mcfs_inode_name(in), q->name.p, q->name.len)))
+		return -ENOENT;
 	fill_attr(&r->out->attr, in);
 	obj = &in->u.file.obj;
 	if (!obj->version)

@@ -28,7 +28,7 @@
 #include "common/buf.h"
 #include "transport/frame.h"
 
-#define MCFS_PROTO_VERSION	  1
+#define MCFS_PROTO_VERSION	  2
 #define MCFS_NAME_MAX		  255	      /* one path component, an xattr name */
 #define MCFS_PATH_MAX		  4095	      /* a symlink target */
 #define MCFS_XATTR_MAX		  (64u << 10) /* all user xattrs of one file together */

@@ -654,6 +654,63 @@ def test_put_after_the_name_went_elsewhere(cluster, how):
             assert read_file(os.path.join(n.mnt, rel)) == new, (t, n.name)
 
 
+def test_open_after_remote_rename_sees_it(cluster):
+    """Close-to-open across a rename: node A looked name a up; node B renames
+    a to b and writes a new a; A's next open of a reads the new file, and of
+    b the old one (A's kernel still had a leading to the old file)."""
+    c = cluster(2)
+    a, b = c.nodes
+    for t in range(3):
+        old, new = versioned("old", t, 3000), versioned("new", t, 4000)
+        write_file(os.path.join(b.mnt, f"a{t}"), old)
+        assert read_file(os.path.join(a.mnt, f"a{t}")) == old
+        os.rename(os.path.join(b.mnt, f"a{t}"), os.path.join(b.mnt, f"b{t}"))
+        write_file(os.path.join(b.mnt, f"a{t}"), new)
+        assert read_file(os.path.join(a.mnt, f"a{t}")) == new, t
+        assert read_file(os.path.join(a.mnt, f"b{t}")) == old, t
+
+
+def test_open_after_local_and_remote_renames(cluster):
+    """A renames a to b itself, C creates a new a, B renames c over b: A's
+    open of b reads c's bytes (the daemon follows its own renames), not the
+    new a's or an error."""
+    c = cluster(3)
+    na, nb, nc = c.nodes
+    for t in range(3):
+        d = f"t{t}"
+        os.mkdir(os.path.join(nb.mnt, d))
+        write_file(os.path.join(nb.mnt, d, "a"), b"AAAA")
+        write_file(os.path.join(nb.mnt, d, "c"), b"CCCC")
+        assert read_file(os.path.join(na.mnt, d, "a")) == b"AAAA"
+        os.rename(os.path.join(na.mnt, d, "a"), os.path.join(na.mnt, d, "b"))
+        write_file(os.path.join(nc.mnt, d, "a"), b"NEWA")
+        os.rename(os.path.join(nb.mnt, d, "c"), os.path.join(nb.mnt, d, "b"))
+        for n in c.nodes:
+            assert read_file(os.path.join(n.mnt, d, "b")) == b"CCCC", (t, n.name)
+            assert read_file(os.path.join(n.mnt, d, "a")) == b"NEWA", (t, n.name)
+
+
+@pytest.mark.parametrize("gone", ["unlinked", "replaced"])
+def test_fstat_of_new_file_gone_elsewhere(cluster, gone):
+    """fstat() on a file this node is creating still answers after another
+    node removes or replaces the name (the handle's file lives on, as after
+    an unlink on a local file system): never ESTALE."""
+    c = cluster(2)
+    a, b = c.nodes
+    if gone == "replaced":
+        write_file(os.path.join(b.mnt, "g"), b"y" * 10)
+    fd = os.open(os.path.join(a.mnt, "k"), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"abc")
+        if gone == "unlinked":
+            os.unlink(os.path.join(a.mnt, "k"))
+        else:
+            os.rename(os.path.join(b.mnt, "g"), os.path.join(b.mnt, "k"))
+        assert os.fstat(fd).st_size == 3
+    finally:
+        os.close(fd)
+
+
 def test_same_new_key_created_on_two_nodes(cluster):
     """open(O_CREAT) without O_EXCL never fails with EEXIST, even when
     another node has created the same new name and not published it yet."""
@@ -745,7 +802,8 @@ def real_grants(master_port, rel):
             if st:
                 return []
             ino = struct.unpack_from("<Q", body)[0]
-        st, body = master_call(s, MSG_GET, struct.pack("<Q", ino), 100)
+        # ino, then the directory and name it was reached by (0 and "": any)
+        st, body = master_call(s, MSG_GET, struct.pack("<QQI", ino, 0, 0), 100)
         if st:
             return []
         pos = 72 + 4 + 8

@@ -724,7 +724,7 @@ class MasterClient:
         return struct.pack("<I", len(b)) + b
 
     def hello(self, name, addr, size):
-        st, body = self.call(self.HELLO, struct.pack("<I", 1) + self.s(name) + self.s(addr)
+        st, body = self.call(self.HELLO, struct.pack("<I", 2) + self.s(name) + self.s(addr)
                              + struct.pack("<QIQ", size, 0, 0))  # size, flags, incarnation
         assert st == 0, f"HELLO: {st}"
         return struct.unpack_from("<Q", body)[0]

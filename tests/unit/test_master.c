@@ -352,6 +352,18 @@ static int get(struct mcfs_master_sess *s, uint64_t ino, struct mcfs_msg *r)
 	return call(s, &q, r);
 }
 
+/* GET of ino only if it is still name in dir (close-to-open after a rename elsewhere). */
+static int get_named(struct mcfs_master_sess *s, uint64_t ino, uint64_t dir, const char *name,
+		     struct mcfs_msg *r)
+{
+	struct mcfs_msg q = M(MCFS_MSG_GET);
+
+	q.ino = ino;
+	q.ino2 = dir;
+	q.name = S(name);
+	return call(s, &q, r);
+}
+
 static int lease(struct mcfs_master_sess *s, uint64_t ino, uint64_t version)
 {
 	struct mcfs_msg q = M(MCFS_MSG_LEASE), r;
@@ -951,6 +963,35 @@ Test(master, rename_file_over_file_retires_the_target)
 	cr_assert_eq(rename_ex(s, e, "g", e, "h", 0), 0);
 	cr_assert_eq(lookup(s, e, "h", NULL), 0);
 	cr_assert_eq(rename_ex(s, e, "nope", e, "x", 0), -ENOENT);
+}
+
+Test(master, get_by_a_name_that_moved)
+{
+	struct mcfs_master_sess *s = node("node-a", "");
+	uint64_t d = mkd(s, MCFS_ROOT_INO, "d"), e = mkd(s, MCFS_ROOT_INO, "e");
+	uint64_t f = creat(s, d, "f");
+	struct mcfs_attr a = publish(s, f, 4096, 1);
+	struct mcfs_msg r;
+
+	cr_assert_eq(get_named(s, f, d, "f", &r), 0);
+	cr_assert_eq(r.attr.version, a.version);
+	cr_assert_eq(release(s, f, a.version, 1), 0);
+	/* No name given: any inode by its number, as before. */
+	cr_assert_eq(get(s, f, &r), 0);
+	cr_assert_eq(release(s, f, a.version, 1), 0);
+	cr_assert_eq(get_named(s, f, d, "g", &r), -ENOENT);
+	cr_assert_eq(get_named(s, f, e, "f", &r), -ENOENT);
+	cr_assert_eq(get_named(s, f, d, "ff", &r), -ENOENT);
+	cr_assert_eq(get_named(s, f, d, "", &r), -ENOENT);
+	/* Moved to another directory, then renamed in it. */
+	cr_assert_eq(rename_ex(s, d, "f", e, "g", 0), 0);
+	cr_assert_eq(get_named(s, f, d, "f", &r), -ENOENT);
+	cr_assert_eq(get_named(s, f, e, "g", &r), 0);
+	cr_assert_eq(release(s, f, a.version, 1), 0);
+	cr_assert_eq(rename_ex(s, e, "g", e, "h", 0), 0);
+	cr_assert_eq(get_named(s, f, e, "g", &r), -ENOENT);
+	cr_assert_eq(get_named(s, f, e, "h", &r), 0);
+	cr_assert_eq(release(s, f, a.version, 1), 0);
 }
 
 Test(master, rename_directories)
