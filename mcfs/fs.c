@@ -1536,7 +1536,7 @@ static int put_place(struct mcfs_fh *fh)
 	c.req.put_id = fh->put_id;
 	c.req.size = fh->len;
 	ret = call_run(fh->n, &c);
-	/* -ENOENT from the master only: the file went away (put_vanished()). */
+	/* -ENOENT from the master only: the file went away (put_done()). */
 	if (!ret)
 		ret = copy_to_replicas(fh->n, fh->stage, fh->len, &c.resp, 0);
 	call_fini(&c);
@@ -1544,11 +1544,11 @@ static int put_place(struct mcfs_fh *fh)
 }
 
 /*
- * Unlinked or replaced while being written (PUT_PLACE or PUT_END answered
- * ENOENT, and the master freed the put): as on any POSIX file system the
- * writes succeed and nobody sees them.
+ * The put is over: published, or unlinked or replaced while being written
+ * (PUT_PLACE or PUT_END answered ENOENT, and the master freed the put: as
+ * on any POSIX file system the writes succeed and nobody sees them).
  */
-static void put_vanished(struct mcfs_fh *fh)
+static void put_done(struct mcfs_fh *fh)
 {
 	fh->staged = false;
 	fh->put_id = 0;
@@ -1587,7 +1587,7 @@ static int fh_publish(struct mcfs_fh *fh)
 	if (fh->repnum > 1) {
 		ret = put_place(fh);
 		if (ret == -ENOENT) {
-			put_vanished(fh);
+			put_done(fh);
 			return 0;
 		}
 		if (ret)
@@ -1600,7 +1600,7 @@ static int fh_publish(struct mcfs_fh *fh)
 	ret = call_run(n, &c);
 	if (ret == -ENOENT) {
 		call_fini(&c);
-		put_vanished(fh);
+		put_done(fh);
 		return 0;
 	}
 	if (ret) {
@@ -1620,13 +1620,7 @@ static int fh_publish(struct mcfs_fh *fh)
 	fh->size = fh->len;
 	fh->data = fh->len ? fh->stage : NULL;
 	fh->base_dropped = false;
-	fh->staged = false;
-	fh->put_id = 0;
-	fh->stage = NULL;
-	fh->cap = 0;
-	fh->len = 0;
-	fh->dirty = false;
-	fh_track_put(fh);
+	put_done(fh);
 	lease_add(fh);
 	call_fini(&c);
 	/* A page-cached writer's pages are the new version's bytes. */

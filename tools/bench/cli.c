@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "tools/bench/fs.h"
 
 volatile sig_atomic_t bench_cli_stop;
 
@@ -136,17 +137,48 @@ int bench_cli_common(const char *cmd, int opt, const char *arg, struct bench_com
 	return 0;
 }
 
-int bench_cli_split_dirs(char *dup, const char **dirs)
+int bench_cli_dirs(const char *cmd, const char *dir, const char *dirs_arg, const char **dirs,
+		   char **dup)
 {
-	int n = 0;
 	char *save = NULL;
+	int n = 0;
 
-	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (n == BENCH_MAX_DIRS)
-			return -EINVAL;
-		dirs[n++] = tok;
+	*dup = NULL;
+	if (!dirs_arg) {
+		dirs[n++] = dir;
+	} else {
+		*dup = strdup(dirs_arg);
+		if (!*dup) {
+			bench_cli_err(cmd, "out of memory");
+			return -BENCH_EXIT_FAIL;
+		}
+		for (char *tok = strtok_r(*dup, ",", &save); tok;
+		     tok = strtok_r(NULL, ",", &save)) {
+			if (n == BENCH_MAX_DIRS) {
+				n = 0;
+				break;
+			}
+			dirs[n++] = tok;
+		}
+		if (!n) {
+			free(*dup);
+			*dup = NULL;
+			return -bench_cli_usage(cmd,
+						"--dirs '%s': want 1 to %d comma-separated "
+						"directories",
+						dirs_arg, BENCH_MAX_DIRS);
+		}
 	}
-	return n ? n : -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (!bench_fs_is_dir(dirs[i])) {
+			bench_cli_err(cmd, "%s is not a directory: give an existing directory",
+				      dirs[i]);
+			free(*dup);
+			*dup = NULL;
+			return -BENCH_EXIT_USAGE;
+		}
+	}
+	return n;
 }
 
 void bench_cli_tag(const struct bench_common *co, char *out, size_t outsz)

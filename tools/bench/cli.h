@@ -78,10 +78,14 @@ void bench_cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(
 #define BENCH_MAX_DIRS 64
 
 /*
- * Splits a --dirs list "D1,D2,..." in place (dup is the caller's copy):
- * dirs[] points into it. The count (1..BENCH_MAX_DIRS) or -EINVAL.
+ * The directories a run works in: dir (--dir) alone, or the --dirs list
+ * "D1,D2,..." split in a copy (*dup, NULL for --dir; the caller frees it),
+ * each an existing directory. The count (1..BENCH_MAX_DIRS); else the exit
+ * code negated (-BENCH_EXIT_USAGE, -BENCH_EXIT_FAIL), the reason printed
+ * and *dup freed.
  */
-int bench_cli_split_dirs(char *dup, const char **dirs);
+int bench_cli_dirs(const char *cmd, const char *dir, const char *dirs_arg, const char **dirs,
+		   char **dup);
 
 /* Option values: 0 or -EINVAL (nothing printed). */
 int bench_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

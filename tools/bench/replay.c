@@ -458,30 +458,9 @@ int bench_replay_main(int argc, char **argv)
 	ret = parse(argc, argv, &o);
 	if (ret)
 		return ret < 0 ? BENCH_EXIT_OK : ret;
-	if (o.dirs_arg) {
-		dup = strdup(o.dirs_arg);
-		if (!dup)
-			return BENCH_EXIT_FAIL;
-		ndirs = bench_cli_split_dirs(dup, dirs);
-		if (ndirs < 0) {
-			free(dup);
-			return bench_cli_usage(CMD,
-					       "--dirs '%s': want 1 to %d comma-separated "
-					       "directories",
-					       o.dirs_arg, BENCH_MAX_DIRS);
-		}
-	} else {
-		dirs[0] = o.co.dir;
-		ndirs = 1;
-	}
-	for (int i = 0; i < ndirs; i++) {
-		if (!bench_fs_is_dir(dirs[i])) {
-			bench_cli_err(CMD, "%s is not a directory: give an existing directory",
-				      dirs[i]);
-			free(dup);
-			return BENCH_EXIT_USAGE;
-		}
-	}
+	ndirs = bench_cli_dirs(CMD, o.co.dir, o.dirs_arg, dirs, &dup);
+	if (ndirs < 0)
+		return -ndirs;
 	ret = bench_trace_load(o.trace, (size_t)o.limit, &t, err, sizeof(err));
 	if (ret) {
 		bench_cli_err(CMD, "%s", err);

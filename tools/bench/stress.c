@@ -486,33 +486,14 @@ int bench_stress_main(int argc, char **argv)
 	uint64_t absent[NOPS] = {0}, nbad = 0, errors = 0, wall = 0;
 	char tag[64], lo[32], hi[32], *dup = NULL;
 	const char *dirs[BENCH_MAX_DIRS];
-	int ret, ndirs = 1, made = 0, code = BENCH_EXIT_FAIL;
+	int ret, ndirs, made = 0, code = BENCH_EXIT_FAIL;
 
 	ret = parse(argc, argv, &c);
 	if (ret)
 		return ret < 0 ? BENCH_EXIT_OK : ret;
-	dirs[0] = c.co.dir;
-	if (c.dirs_arg) {
-		dup = strdup(c.dirs_arg);
-		if (!dup)
-			goto out_nomem;
-		ndirs = bench_cli_split_dirs(dup, dirs);
-		if (ndirs < 0) {
-			free(dup);
-			return bench_cli_usage(CMD,
-					       "--dirs '%s': want 1 to %d comma-separated "
-					       "directories",
-					       c.dirs_arg, BENCH_MAX_DIRS);
-		}
-	}
-	for (int i = 0; i < ndirs; i++) {
-		if (!bench_fs_is_dir(dirs[i])) {
-			bench_cli_err(CMD, "%s is not a directory: give an existing directory",
-				      dirs[i]);
-			free(dup);
-			return BENCH_EXIT_USAGE;
-		}
-	}
+	ndirs = bench_cli_dirs(CMD, c.co.dir, c.dirs_arg, dirs, &dup);
+	if (ndirs < 0)
+		return -ndirs;
 	memset(&s, 0, sizeof(s));
 	s.c = &c;
 	s.nruns = ndirs;
