@@ -112,7 +112,8 @@ struct mcfs_fh {
 
 	/* The base version's replicas when none is local: fetched whole on first use. */
 	struct mcfs_remote *remote;
-	uint32_t repnum; /* the file's replica_num, as PUT_START reported it */
+	uint32_t repnum;   /* the file's replica_num, as PUT_START reported it */
+	uint32_t unfilled; /* bit i: PUT_PLACE's copy i could not be written */
 
 	/* Where create() made the file: a new file that fails is removed again. */
 	uint64_t parent;
@@ -1490,10 +1491,12 @@ static int reapply_times(struct mcfs_fh *fh)
 
 /*
  * Write src to every replica in m->rep[from..] that is not the local staging:
- * a memcpy for our own segment, a one-sided write for a peer's.
+ * a memcpy for our own segment, a one-sided write for a peer's. With
+ * unfilled NULL the first copy that fails fails it all (-EIO); else a
+ * failed copy sets bit i of *unfilled and the others go on.
  */
 static int copy_to_replicas(struct mcfs_node *n, const uint8_t *src, uint64_t len,
-			    const struct mcfs_msg *m, uint32_t from)
+			    const struct mcfs_msg *m, uint32_t from, uint32_t *unfilled)
 {
 	char addr[MCFS_NAME_MAX + 1];
 	struct mcfs_grant g;
@@ -1502,31 +1505,39 @@ static int copy_to_replicas(struct mcfs_node *n, const uint8_t *src, uint64_t le
 	for (uint32_t i = from; i < m->nrep; i++) {
 		const struct mcfs_replica *r = &m->rep[i];
 
-		if (r->len < len)
-			return -EIO;
-		if (r->node_id == n->node_id) {
+		ret = 0;
+		if (r->len < len) {
+			ret = -EIO;
+		} else if (r->node_id == n->node_id) {
 			uint8_t *dst = n->seg ? mcfs_seg_ptr(n->seg, r->offset, len) : NULL;
 
 			if (!dst)
-				return -EIO;
-			if (dst != src && len)
+				ret = -EIO;
+			else if (dst != src && len)
 				memcpy(dst, src, len);
-			continue;
+		} else if (len) {
+			grant_from(&g, r);
+			blob_cpy(addr, sizeof(addr), &r->addr);
+			ret = mcfs_xport_write(n->xc, addr, &g, r->offset, src, len);
+			if (ret)
+				mcfs_warn("writing a replica to %s failed: %s", addr,
+					  strerror(-ret));
 		}
-		if (!len)
+		if (!ret)
 			continue;
-		grant_from(&g, r);
-		blob_cpy(addr, sizeof(addr), &r->addr);
-		ret = mcfs_xport_write(n->xc, addr, &g, r->offset, src, len);
-		if (ret) {
-			mcfs_err("writing a replica to %s failed: %s", addr, strerror(-ret));
+		if (!unfilled)
 			return -EIO;
-		}
+		*unfilled |= 1u << i;
 	}
 	return 0;
 }
 
-/* The final size is known: have the master place the other replicas and fill them. */
+/*
+ * The final size is known: have the master place the other replicas and
+ * fill them. The copies that could not be written are left out at PUT_END
+ * (fh->unfilled): the object is published with fewer replicas rather than
+ * not at all.
+ */
 static int put_place(struct mcfs_fh *fh)
 {
 	struct call c;
@@ -1537,8 +1548,9 @@ static int put_place(struct mcfs_fh *fh)
 	c.req.size = fh->len;
 	ret = call_run(fh->n, &c);
 	/* -ENOENT from the master only: the file went away (put_done()). */
+	fh->unfilled = 0;
 	if (!ret)
-		ret = copy_to_replicas(fh->n, fh->stage, fh->len, &c.resp, 0);
+		ret = copy_to_replicas(fh->n, fh->stage, fh->len, &c.resp, 0, &fh->unfilled);
 	call_fini(&c);
 	return ret;
 }
@@ -1597,6 +1609,7 @@ static int fh_publish(struct mcfs_fh *fh)
 	c.req.put_id = fh->put_id;
 	c.req.size = fh->len;
 	c.req.crc = fh->len ? mcfs_crc32c(0, fh->stage, fh->len) : 0;
+	c.req.flags = fh->repnum > 1 ? fh->unfilled : 0;
 	ret = call_run(n, &c);
 	if (ret == -ENOENT) {
 		call_fini(&c);
@@ -2619,7 +2632,7 @@ static int add_replicas(struct mcfs_node *n, const struct mcfs_msg *m, uint32_t 
 	if (!ret) {
 		uint64_t id = c.resp.put_id;
 
-		ret = copy_to_replicas(n, src, tmp.size, &c.resp, 0);
+		ret = copy_to_replicas(n, src, tmp.size, &c.resp, 0, NULL);
 		call_fini(&c);
 		call_init(&c, ret ? MCFS_MSG_PUT_REVOKE : MCFS_MSG_REPL_END);
 		c.req.put_id = id;

@@ -61,6 +61,8 @@
 #define MAX_RANGES (1u << 28)
 /* A write grant lasts the put timeout, or this long without one. */
 #define WRITE_GRANT_MS 60000
+/* Silent this long (three missed heartbeats), a node gets no new copies. */
+#define NODE_SILENT_MS 3000
 
 void mcfs_master_conf_default(struct mcfs_master_conf *c)
 {
@@ -362,6 +364,31 @@ static void put_free(struct mcfs_master *m, struct mcfs_put *p)
 	free(p);
 }
 
+/*
+ * Leave out of p the copies that hold nothing: those whose node left, and
+ * rep[i] for each bit i of drop (copies its writer could not fill). Their
+ * ranges are freed; the others keep their order. Returns how many are left.
+ */
+static uint8_t put_drop_reps(struct mcfs_master *m, struct mcfs_put *p, uint32_t drop)
+{
+	uint8_t n = 0;
+
+	for (uint8_t i = 0; i < p->nrep; i++) {
+		struct mcfs_put_rep *pr = &p->rep[i];
+
+		if (pr->lost || (drop & (1u << i))) {
+			if (pr->has_range)
+				range_free(m, pr->node_id, pr->seg_id, pr->ext.handle);
+			continue;
+		}
+		if (n != i)
+			p->rep[n] = *pr;
+		n++;
+	}
+	p->nrep = n;
+	return n;
+}
+
 /* Forget obj's replicas on node id (its space went with the node). True if it had one. */
 static bool obj_strip_node(struct mcfs_obj *obj, uint64_t id)
 {
@@ -378,7 +405,7 @@ static bool obj_strip_node(struct mcfs_obj *obj, uint64_t id)
 
 /*
  * Node n leaves (why says how, for the log): its puts end, puts writing to
- * it fail, its replicas vanish from every object, and objects left with no
+ * it lose that copy, its replicas vanish from every object, and objects left with no
  * replica leave the namespace, as do the files it created and never
  * published. Its space goes with its allocator.
  */
@@ -401,7 +428,7 @@ static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *
 		for (uint8_t i = 0; i < p->nrep; i++) {
 			if (p->rep[i].node_id == n->id) {
 				p->rep[i].has_range = false;
-				p->failed = true;
+				p->rep[i].lost = true;
 				failed++;
 			}
 		}
@@ -439,7 +466,7 @@ static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *
 		lost++;
 	}
 	mcfs_info("node %s (id %llu) dropped: %s; %zu files went with it, %zu kept a replica "
-		  "elsewhere, %zu puts to it fail",
+		  "elsewhere, %zu puts lost a copy on it",
 		  n->name, (unsigned long long)n->id, why, lost, kept, failed);
 	m->nodes[n->id] = NULL;
 	node_free(n);
@@ -1234,6 +1261,22 @@ static void staging_trim(struct mcfs_req *r, struct mcfs_put *p, uint64_t size)
 	}
 }
 
+/*
+ * Has n missed its heartbeats (one a second) for long enough that it is
+ * likely gone, though not yet dropped (node_ttl_ms)? Placement passes such
+ * a node over. The embedded master's own node (no address) sends none.
+ */
+static bool node_silent(const struct mcfs_master *m, const struct mcfs_node *n, uint64_t now_ms)
+{
+	uint64_t after = m->conf.node_ttl_ms / 2;
+
+	if (!*n->addr || !m->conf.node_ttl_ms)
+		return false;
+	if (after > NODE_SILENT_MS)
+		after = NODE_SILENT_MS;
+	return now_ms > n->last_seen_ms + after;
+}
+
 struct cand {
 	struct mcfs_node *n;
 	uint64_t free;
@@ -1276,6 +1319,8 @@ static int place(struct mcfs_req *r, struct mcfs_put *p, unsigned want, uint64_t
 
 		if (!n || !n->alloc || n->recovering || (!*n->addr && n->id != r->caller))
 			continue;
+		if (node_silent(m, n, r->now_ms) && n->id != r->caller)
+			continue; /* likely dead: a copy there would fail the writer's transfer */
 		for (uint8_t i = 0; i < p->nrep && !taken; i++)
 			taken = p->rep[i].node_id == id;
 		for (unsigned i = 0; i < nskip && !taken; i++)
@@ -1355,14 +1400,11 @@ static int do_put_end(struct mcfs_req *r)
 
 	if (ret)
 		return ret;
-	if (p->failed) {
-		/* A node it wrote to left: the copy there is gone. */
-		put_free(m, p);
-		return -EIO;
-	}
 	if (p->placed ? q->size != p->size
 		      : q->size > (p->rep[0].has_range ? p->rep[0].ext.len : 0))
 		return -EINVAL;
+	if (q->flags >> p->nrep)
+		return -EINVAL; /* names a copy the put does not have */
 	in = mcfs_ns_get(&m->ns, p->ino);
 	if (!in) {
 		/* Unlinked while it was written: nothing to publish into. */
@@ -1370,6 +1412,15 @@ static int do_put_end(struct mcfs_req *r)
 		return -ENOENT;
 	}
 	staging_trim(r, p, q->size);
+	/*
+	 * Copies whose node left, or that the writer could not fill (a peer it
+	 * could not reach), are left out: the object is published with the
+	 * others. Only a put left with none fails.
+	 */
+	if (!put_drop_reps(m, p, q->flags)) {
+		put_free(m, p);
+		return -EIO;
+	}
 	/* replica_num lowered since PUT_PLACE: the copies beyond it are not kept. */
 	for (uint8_t keep = in->replica_num ? in->replica_num : 1; p->nrep > keep; p->nrep--) {
 		struct mcfs_put_rep *pr = &p->rep[p->nrep - 1];
@@ -1505,7 +1556,8 @@ static int do_repl_end(struct mcfs_req *r)
 
 	if (ret)
 		return ret;
-	if (p->failed) {
+	if (!put_drop_reps(m, p, 0)) {
+		/* Every node it copied to left. */
 		put_free(m, p);
 		return -EIO;
 	}

@@ -75,6 +75,7 @@ struct mcfs_put_rep {
 	uint64_t node_id;
 	uint32_t seg_id;
 	bool has_range; /* false for 0 bytes, or once its node has left */
+	bool lost;	/* its node left: the copy is gone, the end leaves it out */
 	struct mcfs_extent ext;
 };
 
@@ -97,7 +98,6 @@ struct mcfs_put {
 	uint64_t touched_ms; /* its writer's last PUT_START/GROW/PLACE on it, monotonic */
 	uint8_t kind;	     /* MCFS_PUT_* */
 	bool placed;	     /* PUT_PLACE done (REPL puts are placed from the start) */
-	bool failed;	     /* a node it writes to left: its end fails with EIO */
 	uint8_t nrep;
 	struct mcfs_put_rep rep[MCFS_MAX_REPLICAS];
 	UT_hash_handle hh; /* in master->puts, by id */

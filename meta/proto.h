@@ -28,7 +28,7 @@
 #include "common/buf.h"
 #include "transport/frame.h"
 
-#define MCFS_PROTO_VERSION	  2
+#define MCFS_PROTO_VERSION	  3
 #define MCFS_NAME_MAX		  255	      /* one path component, an xattr name */
 #define MCFS_PATH_MAX		  4095	      /* a symlink target */
 #define MCFS_XATTR_MAX		  (64u << 10) /* all user xattrs of one file together */
@@ -59,7 +59,7 @@ enum mcfs_msg_type {
 	MCFS_MSG_PUT_START =
 	    30, /* reserve staging space for a new version of ino (+ its replica_num) */
 	MCFS_MSG_PUT_GROW = 31,	  /* grow the staging range in place, or -EAGAIN */
-	MCFS_MSG_PUT_END = 32,	  /* publish: size, crc32c -> attr */
+	MCFS_MSG_PUT_END = 32,	  /* publish: size, crc32c, copies not filled -> attr */
 	MCFS_MSG_PUT_REVOKE = 33, /* abandon a put, free its space */
 	MCFS_MSG_GET = 34,	  /* ino -> attr, replicas, read lease */
 	MCFS_MSG_LEASE = 35,	  /* renew the read lease on (ino, version), fresh grants */

@@ -302,6 +302,34 @@ def test_kill9_every_file_survives(cluster):
     back.check([a, cc, b])
 
 
+def test_puts_go_on_when_a_replica_node_dies(cluster):
+    """replica_num 2 on two nodes, and one dies: the writer's puts succeed
+    with the copy they could write, at once (the dead peer refuses the
+    transfer), while the master has not heard from it for a while (it is
+    passed over), and after it is dropped. None fails with EIO."""
+    c = cluster(2, replicas=2, node_ttl="6s")
+    a, b = c.nodes
+    total2 = statfs_total(a)
+    rnd = random.Random(11)
+    files = Files()
+    files.write(a, "before", content(rnd, 200_000))
+    assert sorted(check_replicas(c, os.path.join(a.mnt, "before"), 2)) == ["node-a", "node-b"]
+    b.kill()
+    i = 0
+    # Before the master drops node-b, and until it has.
+    while True:
+        dropped = statfs_total(a) < total2
+        rel = f"after{i}"
+        files.write(a, rel, content(rnd, 100_000 + i))
+        assert check_replicas(c, os.path.join(a.mnt, rel), 1) == ["node-a"]
+        i += 1
+        if dropped:
+            break
+        assert i < 200, "node-b was never dropped"
+        time.sleep(0.1)
+    files.check([a])
+
+
 def test_replicas_option_is_the_default(cluster):
     c = cluster(2, replicas=2)  # mcfs --replicas 2 on every node
     a, b = c.nodes

@@ -727,7 +727,7 @@ class MasterClient:
         return struct.pack("<I", len(b)) + b
 
     def hello(self, name, addr, size):
-        st, body = self.call(self.HELLO, struct.pack("<I", 2) + self.s(name) + self.s(addr)
+        st, body = self.call(self.HELLO, struct.pack("<I", 3) + self.s(name) + self.s(addr)
                              + struct.pack("<QIQ", size, 0, 0))  # size, flags, incarnation
         assert st == 0, f"HELLO: {st}"
         return struct.unpack_from("<Q", body)[0]
@@ -752,7 +752,7 @@ class MasterClient:
         return st, (struct.unpack_from("<Q", body)[0] if st == 0 else None)
 
     def put_end(self, put_id, size, crc):
-        return self.call(self.PUT_END, struct.pack("<QQI", put_id, size, crc))[0]
+        return self.call(self.PUT_END, struct.pack("<QQII", put_id, size, crc, 0))[0]
 
     def bye(self):
         return self.call(self.BYE, struct.pack("<Q", 0))[0]
