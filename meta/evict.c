@@ -280,12 +280,12 @@ bool mcfs_evict_step(struct mcfs_master *m, uint64_t now_ms, int64_t now_ns)
 
 		/* The table may have grown since the last step: the cursor just goes on. */
 		while (budget && ev->cursor < nslots) {
-			const struct mcfs_inode *in = t->slots[ev->cursor++];
+			uint32_t ref = t->slots[ev->cursor++];
 
 			budget--;
 			m->stats.evict_inspected++;
-			if (in)
-				scan_one(&sc, in);
+			if (ref)
+				scan_one(&sc, mcfs_ptab_elem(t, ref));
 		}
 		ev->seen_u += sc.seen_u;
 		ev->seen_s += sc.seen_s;
@@ -372,11 +372,11 @@ int mcfs_evict_alloc(struct mcfs_master *m, uint64_t node_id, uint64_t skip_ino,
 			ev->sync_cursor = 0;
 		/* The slot count is a power of two: the window wraps around with the mask. */
 		for (size_t k = 0; k < span; k++) {
-			const struct mcfs_inode *in = t->slots[ev->sync_cursor];
+			uint32_t ref = t->slots[ev->sync_cursor];
 
 			ev->sync_cursor = (ev->sync_cursor + 1) & t->mask;
-			if (in)
-				scan_one(&sc, in);
+			if (ref)
+				scan_one(&sc, mcfs_ptab_elem(t, ref));
 		}
 		m->stats.evict_inspected += span;
 		if (!u.n && !s.n) {

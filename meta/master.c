@@ -1008,7 +1008,7 @@ static int do_rename(struct mcfs_req *r)
 		if (!dst || !mcfs_master_visible(r, dst))
 			return -ENOENT;
 		if ((S_ISDIR(src->mode) && mcfs_ns_is_within(newdir, src)) ||
-		    (S_ISDIR(dst->mode) && mcfs_ns_is_within(src->parent, dst)))
+		    (S_ISDIR(dst->mode) && mcfs_ns_is_within(mcfs_ns_parent(src), dst)))
 			return -EINVAL;
 		return mcfs_ns_exchange(&r->m->ns, src, dst, r->now_ns);
 	}
@@ -1036,7 +1036,7 @@ static int do_readdir(struct mcfs_req *r)
 
 	if (ret)
 		return ret;
-	for (e = mcfs_ns_resume(&r->m->ns, dir, q->cookie); e; e = e->next) {
+	for (e = mcfs_ns_resume(&r->m->ns, dir, q->cookie); e; e = mcfs_ns_next(e)) {
 		if (!mcfs_master_visible(r, e))
 			continue;
 		if (n == max || b->len + 12 + e->namelen + MCFS_ATTR_WIRE > READDIR_MAX_BYTES)
@@ -1612,8 +1612,9 @@ static int do_get(struct mcfs_req *r)
 	 * 0): renamed since, the name may hold another file now, which is what
 	 * an open after that rename must see (close-to-open).
 	 */
-	if (q->ino2 && (!in->parent || in->parent->ino != q->ino2 || in->namelen != q->name.len ||
-			memcmp(mcfs_inode_name(in), q->name.p, q->name.len)))
+	if (q->ino2 &&
+	    (!in->parent || mcfs_ns_parent(in)->ino != q->ino2 || in->namelen != q->name.len ||
+	     memcmp(mcfs_inode_name(in), q->name.p, q->name.len)))
 		return -ENOENT;
 	fill_attr(&r->out->attr, in);
 	obj = &in->u.file.obj;

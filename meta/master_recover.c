@@ -97,7 +97,7 @@ static void pack_xattrs(const struct mcfs_inode *in, struct mcfs_buf *b)
 static void rec_common(const struct mcfs_inode *in, struct mcfs_rec *rec, struct mcfs_buf *xb)
 {
 	rec->ino = in->ino;
-	rec->parent = in->parent ? in->parent->ino : 0;
+	rec->parent = in->parent ? mcfs_ns_parent(in)->ino : 0;
 	rec->name.p = (const uint8_t *)mcfs_inode_name(in);
 	rec->name.len = in->namelen;
 	rec->mode = in->mode;
@@ -620,7 +620,7 @@ static int report_one(struct mcfs_req *r, const struct mcfs_rec *rec)
 		nobj.crc = rec->crc;
 		mcfs_master_obj_retire(m, in->ino, obj, r->now_ms);
 		*obj = nobj;
-		if (in->parent != dir || in->namelen != rec->name.len ||
+		if (mcfs_ns_parent(in) != dir || in->namelen != rec->name.len ||
 		    memcmp(mcfs_inode_name(in), rec->name.p, rec->name.len))
 			(void)mcfs_ns_move(&m->ns, in, dir, (const char *)rec->name.p,
 					   rec->name.len, r->now_ns, NULL, NULL);

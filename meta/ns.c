@@ -9,8 +9,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -18,8 +20,8 @@
 #include "meta/proto.h"
 
 /* PERFORMANCE.md budgets the master's memory per object: an inode must not grow unnoticed. */
-static_assert(sizeof(void *) != 8 || sizeof(struct mcfs_inode) <= 168,
-	      "struct mcfs_inode grew past 168 bytes");
+static_assert(sizeof(void *) != 8 || sizeof(struct mcfs_inode) <= 144,
+	      "struct mcfs_inode grew past 144 bytes");
 
 struct name_key {
 	const struct mcfs_inode *dir;
@@ -46,7 +48,7 @@ static uint64_t hash_by_name(const void *e)
 {
 	const struct mcfs_inode *in = e;
 
-	return name_hash(in->parent, mcfs_inode_name(in), in->namelen);
+	return name_hash(mcfs_ns_parent(in), mcfs_inode_name(in), in->namelen);
 }
 
 static bool match_ino(const void *e, const void *key)
@@ -64,7 +66,7 @@ static bool match_name(const void *e, const void *key)
 	const struct mcfs_inode *in = e;
 	const struct name_key *k = key;
 
-	return in->parent == k->dir && in->namelen == k->len &&
+	return in->parent == mcfs_iref(k->dir) && in->namelen == k->len &&
 	       !memcmp(mcfs_inode_name(in), k->name, k->len);
 }
 
@@ -116,17 +118,102 @@ static struct mcfs_inode_ext *ext_get(struct mcfs_inode *in)
 }
 
 #if defined(__SANITIZE_ADDRESS__)
-#define ISLAB_MALLOC 1
+#define ISLAB_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define ISLAB_MALLOC 1
+#define ISLAB_ASAN 1
 #endif
+#endif
+#ifdef ISLAB_ASAN
+#include <sanitizer/asan_interface.h>
+#define SLOT_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define SLOT_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SLOT_POISON(p, n)   ((void)(p), (void)(n))
+#define SLOT_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 #define ISLAB_CHUNK  (64u << 10)
 #define ISLAB_HEADER 16u /* a chunk's link; the slots after it stay 8-byte aligned */
 #define INODE_HEAD   offsetof(struct mcfs_inode, iname)
 #define INODE_MIN    (INODE_HEAD + sizeof(struct mcfs_inode_ext *)) /* room for the ext pointer */
+
+/*
+ * The inode region: address space reserved once per process (PROT_NONE,
+ * nothing committed) and made usable a step at a time, from which every
+ * namespace takes its 64 KiB chunks. A 32-bit reference in 8-byte words
+ * reaches 32 GiB of it: some 200 million inodes. Chunks of a namespace
+ * that ends go back to the region (their memory to the system) for the
+ * next one.
+ */
+#define REGION_MAX  ((size_t)1 << 35)
+#define REGION_MIN  ((size_t)1 << 28)
+#define REGION_STEP ((size_t)16 << 20)
+
+uint8_t *mcfs_inode_base;
+static size_t region_size, region_usable, region_top;
+static void *region_free; /* chunks given back, linked through their first word */
+static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Reserve the region (once): the largest of 32 GiB, 16 GiB, ... that the system grants. */
+static bool region_reserve(void)
+{
+	if (mcfs_inode_base)
+		return true;
+	for (size_t sz = REGION_MAX; sz >= REGION_MIN; sz /= 2) {
+		void *p =
+		    mmap(NULL, sz, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (p != MAP_FAILED) {
+			mcfs_inode_base = p;
+			region_size = sz;
+			region_top = ISLAB_CHUNK; /* offset 0 would be reference 0: none */
+			region_usable = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A chunk of the region, or NULL when it is used up (or cannot be committed). */
+static uint8_t *region_chunk(void)
+{
+	uint8_t *c = NULL;
+
+	pthread_mutex_lock(&region_lock);
+	if (region_free) {
+		c = region_free;
+		SLOT_UNPOISON(c, ISLAB_CHUNK);
+		memcpy(&region_free, c, sizeof(void *));
+	} else if (region_reserve() && region_top + ISLAB_CHUNK <= region_size) {
+		if (region_top + ISLAB_CHUNK > region_usable) {
+			size_t step = region_size - region_usable < REGION_STEP
+					  ? region_size - region_usable
+					  : REGION_STEP;
+
+			if (!mprotect(mcfs_inode_base + region_usable, step,
+				      PROT_READ | PROT_WRITE))
+				region_usable += step;
+		}
+		if (region_top + ISLAB_CHUNK <= region_usable) {
+			c = mcfs_inode_base + region_top;
+			region_top += ISLAB_CHUNK;
+		}
+	}
+	pthread_mutex_unlock(&region_lock);
+	return c;
+}
+
+/* Give a chunk back: its memory goes to the system, its place to the next namespace. */
+static void region_chunk_put(uint8_t *c)
+{
+	SLOT_UNPOISON(c, ISLAB_CHUNK);
+	(void)madvise(c, ISLAB_CHUNK, MADV_DONTNEED);
+	pthread_mutex_lock(&region_lock);
+	memcpy(c, &region_free, sizeof(void *));
+	region_free = c;
+	pthread_mutex_unlock(&region_lock);
+}
 
 static size_t round8(size_t n)
 {
@@ -157,16 +244,12 @@ static struct mcfs_inode *inode_alloc(struct mcfs_ns *ns, size_t len)
 	struct mcfs_islab *sl = &ns->slab;
 	struct mcfs_inode *in;
 
-#ifdef ISLAB_MALLOC
-	in = calloc(1, sz);
-	(void)sl;
-#else
 	if (sl->free[cls]) {
 		in = sl->free[cls];
 		memcpy(&sl->free[cls], in, sizeof(void *));
 	} else {
 		if (sl->next[cls] + sz > sl->end[cls] || !sl->next[cls]) {
-			uint8_t *c = malloc(ISLAB_CHUNK);
+			uint8_t *c = region_chunk();
 
 			if (!c)
 				return NULL;
@@ -179,21 +262,23 @@ static struct mcfs_inode *inode_alloc(struct mcfs_ns *ns, size_t len)
 		sl->next[cls] += sz;
 	}
 	memset(in, 0, sz);
-#endif
-	if (in)
-		in->namecap = (uint8_t)(sz - INODE_HEAD - 1 > 255 ? 255 : sz - INODE_HEAD - 1);
+	in->namecap = (uint8_t)(sz - INODE_HEAD - 1 > 255 ? 255 : sz - INODE_HEAD - 1);
 	return in;
 }
 
 /* Give in's memory back (what it owns is the caller's to free first). */
 static void inode_release(struct mcfs_ns *ns, struct mcfs_inode *in)
 {
-#ifdef ISLAB_MALLOC
+	size_t sz = islab_size(islab_class(in->namecap));
+
+#ifdef ISLAB_ASAN
+	/* Never reused: a use after free stays a poisoned access. */
 	(void)ns;
-	free(in);
+	SLOT_POISON(in, sz);
 #else
 	unsigned int cls = islab_class(in->namecap);
 
+	(void)sz;
 	memcpy(in, &ns->slab.free[cls], sizeof(void *));
 	ns->slab.free[cls] = in;
 #endif
@@ -205,7 +290,7 @@ static void islab_fini(struct mcfs_islab *sl)
 
 	while (c) {
 		memcpy(&next, c, sizeof(next));
-		free(c);
+		region_chunk_put(c);
 		c = next;
 	}
 	memset(sl, 0, sizeof(*sl));
@@ -331,9 +416,9 @@ int mcfs_ns_init(struct mcfs_ns *ns, int64_t now_ns)
 	root = inode_alloc(ns, 0);
 	if (!root)
 		return -ENOMEM;
-	mcfs_ptab_init(&ns->by_ino, hash_by_ino);
-	mcfs_ptab_init(&ns->by_name, hash_by_name);
-	mcfs_ptab_init(&ns->by_seq, hash_by_seq);
+	mcfs_ptab_init(&ns->by_ino, mcfs_inode_base, hash_by_ino);
+	mcfs_ptab_init(&ns->by_name, mcfs_inode_base, hash_by_name);
+	mcfs_ptab_init(&ns->by_seq, mcfs_inode_base, hash_by_seq);
 	root->ino = MCFS_ROOT_INO;
 	root->seq = MCFS_ROOT_INO;
 	root->mode = S_IFDIR | 0755;
@@ -382,15 +467,16 @@ struct mcfs_inode *mcfs_ns_lookup(const struct mcfs_ns *ns, const struct mcfs_in
 /* Append in (parent, name and seq set) to its directory and the name and cookie tables. */
 static void link_in(struct mcfs_ns *ns, struct mcfs_inode *in)
 {
-	struct mcfs_inode *dir = in->parent;
+	struct mcfs_inode *dir = mcfs_ns_parent(in);
+	struct mcfs_inode *tail = mcfs_iptr(dir->u.dir.tail);
 
 	in->prev = dir->u.dir.tail;
-	in->next = NULL;
-	if (dir->u.dir.tail)
-		dir->u.dir.tail->next = in;
+	in->next = 0;
+	if (tail)
+		tail->next = mcfs_iref(in);
 	else
-		dir->u.dir.head = in;
-	dir->u.dir.tail = in;
+		dir->u.dir.head = mcfs_iref(in);
+	dir->u.dir.tail = mcfs_iref(in);
 	if (S_ISDIR(in->mode))
 		dir->u.dir.nsubdirs++;
 	/*
@@ -405,20 +491,20 @@ static void link_in(struct mcfs_ns *ns, struct mcfs_inode *in)
 /* Take in out of its directory and the name and cookie tables (not the inode table). */
 static void unlink_in(struct mcfs_ns *ns, struct mcfs_inode *in)
 {
-	struct mcfs_inode *dir = in->parent;
+	struct mcfs_inode *dir = mcfs_ns_parent(in);
 
 	mcfs_ptab_remove(&ns->by_name, in);
 	if (in->seq != in->ino)
 		mcfs_ptab_remove(&ns->by_seq, in);
 	if (in->prev)
-		in->prev->next = in->next;
+		mcfs_iptr(in->prev)->next = in->next;
 	else
 		dir->u.dir.head = in->next;
 	if (in->next)
-		in->next->prev = in->prev;
+		mcfs_iptr(in->next)->prev = in->prev;
 	else
 		dir->u.dir.tail = in->prev;
-	in->prev = in->next = NULL;
+	in->prev = in->next = 0;
 	if (S_ISDIR(in->mode))
 		dir->u.dir.nsubdirs--;
 }
@@ -460,12 +546,14 @@ static int ns_create(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *nam
 		in->ino = ino;
 		if (ino > ns->last_id)
 			ns->last_id = ino;
-		in->seq = dir->u.dir.tail && dir->u.dir.tail->seq > ino ? ++ns->last_id : ino;
+		const struct mcfs_inode *tail = mcfs_iptr(dir->u.dir.tail);
+
+		in->seq = tail && tail->seq > ino ? ++ns->last_id : ino;
 	} else {
 		in->ino = ++ns->last_id;
 		in->seq = in->ino;
 	}
-	in->parent = dir;
+	in->parent = mcfs_iref(dir);
 	in->mode = mode;
 	in->uid = uid;
 	in->gid = gid;
@@ -513,7 +601,7 @@ int mcfs_ns_create_at(struct mcfs_ns *ns, struct mcfs_inode *dir, const char *na
 
 void mcfs_ns_delete(struct mcfs_ns *ns, struct mcfs_inode *in, int64_t now_ns)
 {
-	struct mcfs_inode *dir = in->parent;
+	struct mcfs_inode *dir = mcfs_ns_parent(in);
 
 	if (ns->changed)
 		ns->changed(ns->changed_arg, in, true);
@@ -528,7 +616,7 @@ int mcfs_ns_move(struct mcfs_ns *ns, struct mcfs_inode *in, struct mcfs_inode *n
 		 const char *name, size_t len, int64_t now_ns,
 		 void (*replace)(void *arg, struct mcfs_inode *old), void *arg)
 {
-	struct mcfs_inode *olddir = in->parent, *old;
+	struct mcfs_inode *olddir = mcfs_ns_parent(in), *old;
 	struct name_change nc;
 	int ret;
 
@@ -545,7 +633,7 @@ int mcfs_ns_move(struct mcfs_ns *ns, struct mcfs_inode *in, struct mcfs_inode *n
 		replace(arg, old);
 	unlink_in(ns, in);
 	name_commit(in, name, len, &nc);
-	in->parent = newdir;
+	in->parent = mcfs_iref(newdir);
 	in->seq = ++ns->last_id;
 	link_in(ns, in);
 	in->ctime_ns = now_ns;
@@ -557,7 +645,7 @@ int mcfs_ns_move(struct mcfs_ns *ns, struct mcfs_inode *in, struct mcfs_inode *n
 
 int mcfs_ns_exchange(struct mcfs_ns *ns, struct mcfs_inode *a, struct mcfs_inode *b, int64_t now_ns)
 {
-	struct mcfs_inode *adir = a->parent, *bdir = b->parent;
+	struct mcfs_inode *adir = mcfs_ns_parent(a), *bdir = mcfs_ns_parent(b);
 	char aname[MCFS_NAME_MAX + 1], bname[MCFS_NAME_MAX + 1];
 	size_t alen = a->namelen, blen = b->namelen;
 	struct name_change ac, bc = {NULL, NULL};
@@ -580,10 +668,10 @@ int mcfs_ns_exchange(struct mcfs_ns *ns, struct mcfs_inode *a, struct mcfs_inode
 	unlink_in(ns, a);
 	unlink_in(ns, b);
 	name_commit(a, bname, blen, &ac);
-	a->parent = bdir;
+	a->parent = mcfs_iref(bdir);
 	a->seq = ++ns->last_id;
 	name_commit(b, aname, alen, &bc);
-	b->parent = adir;
+	b->parent = mcfs_iref(adir);
 	b->seq = ++ns->last_id;
 	link_in(ns, b);
 	link_in(ns, a);
@@ -597,7 +685,7 @@ int mcfs_ns_exchange(struct mcfs_ns *ns, struct mcfs_inode *a, struct mcfs_inode
 
 bool mcfs_ns_is_within(const struct mcfs_inode *in, const struct mcfs_inode *dir)
 {
-	for (; in; in = in->parent) {
+	for (; in; in = mcfs_ns_parent(in)) {
 		if (in == dir)
 			return true;
 	}
@@ -610,14 +698,14 @@ struct mcfs_inode *mcfs_ns_resume(const struct mcfs_ns *ns, const struct mcfs_in
 	struct mcfs_inode *in;
 
 	if (!cookie)
-		return dir->u.dir.head;
+		return mcfs_ns_head(dir);
 	in = mcfs_ns_get(ns, cookie);
 	if (!in || in->seq != cookie)
 		in = mcfs_ptab_find(&ns->by_seq, mcfs_ptab_mix64(cookie), match_seq, &cookie);
-	if (in && in->parent == dir)
-		return in->next;
+	if (in && mcfs_ns_parent(in) == dir)
+		return mcfs_ns_next(in);
 	/* The entry left dir: the listing goes on at the first larger cookie. */
-	for (in = dir->u.dir.head; in && in->seq <= cookie; in = in->next)
+	for (in = mcfs_ns_head(dir); in && in->seq <= cookie; in = mcfs_ns_next(in))
 		;
 	return in;
 }
@@ -625,12 +713,12 @@ struct mcfs_inode *mcfs_ns_resume(const struct mcfs_ns *ns, const struct mcfs_in
 struct mcfs_inode *mcfs_ns_walk_next(const struct mcfs_inode *top, struct mcfs_inode *in)
 {
 	if (!in)
-		return top->u.dir.head;
+		return mcfs_ns_head(top);
 	if (S_ISDIR(in->mode) && in->u.dir.head)
-		return in->u.dir.head;
+		return mcfs_ns_head(in);
 	while (in != top && !in->next)
-		in = in->parent;
-	return in == top ? NULL : in->next;
+		in = mcfs_ns_parent(in);
+	return in == top ? NULL : mcfs_ns_next(in);
 }
 
 static struct mcfs_xattr *xattr_find(const struct mcfs_inode *in, const char *name, size_t nlen)

@@ -135,13 +135,18 @@ struct mcfs_inode_ext {
  * Read both through mcfs_inode_name() and mcfs_inode_xattrs(). The master
  * keeps one of these per file, so every byte counts (PERFORMANCE.md: at
  * most 150 bytes per object plus its key).
+ *
+ * Inodes link to each other by 32-bit references (mcfs_iref(), 0 for
+ * none), not pointers: every inode of the process lies in one reserved
+ * stretch of address space (meta/ns.c). Follow them with mcfs_iptr() or
+ * the mcfs_ns_parent() family below.
  */
 struct mcfs_inode {
 	uint64_t ino;
-	uint64_t seq;			/* readdir cookie within the parent */
-	struct mcfs_inode *parent;	/* NULL for the root */
-	struct mcfs_inode *prev, *next; /* siblings, in cookie order */
+	uint64_t seq; /* readdir cookie within the parent */
 	int64_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t parent;     /* 0 for the root */
+	uint32_t prev, next; /* siblings, in cookie order */
 	uint32_t mode, uid, gid;
 	uint8_t namelen; /* 1..255 (0 for the root) */
 	uint8_t namecap; /* bytes iname can hold, NUL not counted; at least 7 */
@@ -149,7 +154,7 @@ struct mcfs_inode {
 	uint8_t replica_num;
 	union {
 		struct {
-			struct mcfs_inode *head, *tail; /* children */
+			uint32_t head, tail; /* children */
 			uint32_t nsubdirs;
 		} dir;
 		struct {
@@ -170,6 +175,35 @@ struct mcfs_inode {
 	} u;
 	char iname[];
 };
+
+/* Where the process's inodes lie (set by the first mcfs_ns_init()). */
+extern uint8_t *mcfs_inode_base;
+
+static inline struct mcfs_inode *mcfs_iptr(uint32_t ref)
+{
+	return ref ? (struct mcfs_inode *)(mcfs_inode_base + ((size_t)ref << 3)) : NULL;
+}
+
+static inline uint32_t mcfs_iref(const struct mcfs_inode *in)
+{
+	return in ? (uint32_t)(((const uint8_t *)in - mcfs_inode_base) >> 3) : 0;
+}
+
+static inline struct mcfs_inode *mcfs_ns_parent(const struct mcfs_inode *in)
+{
+	return mcfs_iptr(in->parent);
+}
+
+static inline struct mcfs_inode *mcfs_ns_next(const struct mcfs_inode *in)
+{
+	return mcfs_iptr(in->next);
+}
+
+/* The first entry of directory dir, in cookie order, or NULL. */
+static inline struct mcfs_inode *mcfs_ns_head(const struct mcfs_inode *dir)
+{
+	return mcfs_iptr(dir->u.dir.head);
+}
 
 /* The ext of in (MCFS_I_EXT), or NULL. */
 static inline struct mcfs_inode_ext *mcfs_inode_ext(const struct mcfs_inode *in)
@@ -200,9 +234,10 @@ static inline const struct mcfs_xattrs *mcfs_inode_xattrs(const struct mcfs_inod
 /*
  * Inode memory: per size class (8-byte steps of name room), slots carved
  * from 64 KiB chunks with no allocator header, a freed slot reused by the
- * next inode of its class. Chunks go back only with the namespace. Built
- * with AddressSanitizer, every inode is its own calloc() instead, so that
- * a use after free is still caught.
+ * next inode of its class. The chunks come from the process's inode region
+ * (meta/ns.c) and go back to it with the namespace. Built with
+ * AddressSanitizer, a freed slot is poisoned and never reused, so that a
+ * use after free is still caught.
  */
 #define MCFS_ISLAB_CLASSES 32
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The master's compact pointer hash table (see ptab_i.h). Linear probing
+ * The master's compact reference hash table (see ptab_i.h). Linear probing
  * keeps a lookup to one or two cache lines of slots plus the elements it
  * compares; backward-shift deletion keeps probe sequences short without
  * tombstones. The table never shrinks: the namespace it indexes grows back.
@@ -18,12 +18,23 @@ static bool over_load(size_t count, size_t nslots)
 	return count * 10 > nslots * 7;
 }
 
-void mcfs_ptab_init(struct mcfs_ptab *t, uint64_t (*hash)(const void *elem))
+void mcfs_ptab_init(struct mcfs_ptab *t, const void *base, uint64_t (*hash)(const void *elem))
 {
 	t->slots = NULL;
 	t->mask = 0;
 	t->count = 0;
+	t->base = base;
 	t->hash = hash;
+}
+
+/* elem's reference, or 0 when it cannot have one. */
+static uint32_t ref_of(const struct mcfs_ptab *t, const void *elem)
+{
+	uintptr_t off = (uintptr_t)elem - (uintptr_t)t->base;
+
+	if ((uintptr_t)elem <= (uintptr_t)t->base || (off & 7) || (off >> 3) > UINT32_MAX)
+		return 0;
+	return (uint32_t)(off >> 3);
 }
 
 void mcfs_ptab_fini(struct mcfs_ptab *t)
@@ -34,18 +45,23 @@ void mcfs_ptab_fini(struct mcfs_ptab *t)
 	t->count = 0;
 }
 
-static void place(void **slots, size_t mask, void *elem, uint64_t h)
+static void place(uint32_t *slots, size_t mask, uint32_t ref, uint64_t h)
 {
 	size_t i = (size_t)h & mask;
 
 	while (slots[i])
 		i = (i + 1) & mask;
-	slots[i] = elem;
+	slots[i] = ref;
+}
+
+static uint64_t hash_at(const struct mcfs_ptab *t, uint32_t ref)
+{
+	return t->hash(mcfs_ptab_elem(t, ref));
 }
 
 static int resize(struct mcfs_ptab *t, size_t nslots)
 {
-	void **slots = calloc(nslots, sizeof(*slots));
+	uint32_t *slots = calloc(nslots, sizeof(*slots));
 	size_t i;
 
 	if (!slots)
@@ -53,7 +69,7 @@ static int resize(struct mcfs_ptab *t, size_t nslots)
 	if (t->slots) {
 		for (i = 0; i <= t->mask; i++) {
 			if (t->slots[i])
-				place(slots, nslots - 1, t->slots[i], t->hash(t->slots[i]));
+				place(slots, nslots - 1, t->slots[i], hash_at(t, t->slots[i]));
 		}
 		free(t->slots);
 	}
@@ -76,11 +92,15 @@ int mcfs_ptab_reserve(struct mcfs_ptab *t, size_t n)
 
 int mcfs_ptab_insert(struct mcfs_ptab *t, void *elem)
 {
-	int ret = mcfs_ptab_reserve(t, 1);
+	uint32_t ref = ref_of(t, elem);
+	int ret;
 
+	if (!ref)
+		return -EINVAL;
+	ret = mcfs_ptab_reserve(t, 1);
 	if (ret)
 		return ret;
-	place(t->slots, t->mask, elem, t->hash(elem));
+	place(t->slots, t->mask, ref, t->hash(elem));
 	t->count++;
 	return 0;
 }
@@ -95,23 +115,24 @@ static bool may_fill(size_t hole, size_t j, size_t k)
 
 void mcfs_ptab_remove(struct mcfs_ptab *t, const void *elem)
 {
+	uint32_t ref = ref_of(t, elem);
 	size_t i, j;
 
-	if (!t->slots)
+	if (!t->slots || !ref)
 		return;
-	for (i = (size_t)t->hash(elem) & t->mask; t->slots[i] != elem; i = (i + 1) & t->mask) {
+	for (i = (size_t)t->hash(elem) & t->mask; t->slots[i] != ref; i = (i + 1) & t->mask) {
 		if (!t->slots[i])
 			return;
 	}
 	for (j = (i + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
-		size_t k = (size_t)t->hash(t->slots[j]) & t->mask;
+		size_t k = (size_t)hash_at(t, t->slots[j]) & t->mask;
 
 		if (may_fill(i, j, k)) {
 			t->slots[i] = t->slots[j];
 			i = j;
 		}
 	}
-	t->slots[i] = NULL;
+	t->slots[i] = 0;
 	t->count--;
 }
 
@@ -120,10 +141,10 @@ void *mcfs_ptab_next(const struct mcfs_ptab *t, size_t *pos)
 	if (!t->slots)
 		return NULL;
 	while (*pos <= t->mask) {
-		void *e = t->slots[(*pos)++];
+		uint32_t ref = t->slots[(*pos)++];
 
-		if (e)
-			return e;
+		if (ref)
+			return mcfs_ptab_elem(t, ref);
 	}
 	return NULL;
 }

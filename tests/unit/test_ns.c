@@ -18,6 +18,9 @@
 
 /* ptab */
 
+/* A table base just below an array: its first element is reference 1. */
+#define BASE_BELOW(v) ((const void *)((uintptr_t)(v)-8))
+
 struct item {
 	uint64_t key;
 	bool in;
@@ -68,7 +71,7 @@ static void ptab_churn(uint64_t (*hash)(const void *), size_t n)
 	struct item *v = calloc(n, sizeof(*v));
 	struct mcfs_ptab t;
 
-	mcfs_ptab_init(&t, hash);
+	mcfs_ptab_init(&t, BASE_BELOW(v), hash);
 	cr_assert_null(find(&t, 1));
 	mcfs_ptab_remove(&t, &v[0]); /* empty table: nothing happens */
 	srand(42);
@@ -119,7 +122,7 @@ static void iterate_removing(uint64_t (*hash)(const void *), size_t n)
 	struct item *e;
 	size_t pos = 0;
 
-	mcfs_ptab_init(&t, hash);
+	mcfs_ptab_init(&t, BASE_BELOW(v), hash);
 	for (size_t i = 0; i < n; i++) {
 		v[i].key = i * 2654435761u + 1;
 		v[i].in = true;
@@ -154,9 +157,9 @@ Test(ptab, reserve_then_insert)
 {
 	struct item v[100];
 	struct mcfs_ptab t;
-	void **slots;
+	uint32_t *slots;
 
-	mcfs_ptab_init(&t, item_hash);
+	mcfs_ptab_init(&t, BASE_BELOW(v), item_hash);
 	cr_assert_eq(mcfs_ptab_reserve(&t, 100), 0);
 	slots = t.slots;
 	for (int i = 0; i < 100; i++) {
@@ -167,6 +170,27 @@ Test(ptab, reserve_then_insert)
 	cr_assert_eq(t.slots, slots, "the table grew after a reserve");
 	cr_assert_leq(t.count * 10, (t.mask + 1) * 7);
 	check_all(&t, v, 100);
+	mcfs_ptab_fini(&t);
+}
+
+/* Elements are 32-bit references from the base: one the table cannot name is refused. */
+Test(ptab, element_out_of_reach)
+{
+	struct item v[4] = {{1, true}, {2, true}, {3, false}, {4, false}};
+	struct mcfs_ptab t;
+	char *odd = (char *)&v[2] + 4;
+
+	mcfs_ptab_init(&t, (const void *)&v[1], item_hash);
+	cr_assert_eq(mcfs_ptab_insert(&t, &v[0]), -EINVAL, "below the base");
+	cr_assert_eq(mcfs_ptab_insert(&t, &v[1]), -EINVAL, "the base itself: reference 0");
+	cr_assert_eq(mcfs_ptab_insert(&t, odd), -EINVAL, "not 8-byte aligned");
+	cr_assert_eq(mcfs_ptab_insert(&t, (void *)((uintptr_t)&v[1] + ((uintptr_t)1 << 35))),
+		     -EINVAL, "32 GiB away");
+	cr_assert_eq(t.count, 0);
+	cr_assert_eq(mcfs_ptab_insert(&t, &v[2]), 0);
+	cr_assert_eq(find(&t, 3), &v[2]);
+	mcfs_ptab_remove(&t, &v[0]); /* not in it, and cannot be: nothing happens */
+	cr_assert_eq(t.count, 1);
 	mcfs_ptab_fini(&t);
 }
 
@@ -196,7 +220,7 @@ static struct mcfs_inode *mk(struct mcfs_inode *dir, const char *name, uint32_t 
 		     0);
 	cr_assert_eq(in->mode, type | 0644);
 	cr_assert_eq(in->namelen, strlen(name));
-	cr_assert_eq(in->parent, dir);
+	cr_assert_eq(mcfs_ns_parent(in), dir);
 	return in;
 }
 
@@ -209,7 +233,7 @@ static struct mcfs_inode *lk(struct mcfs_inode *dir, const char *name)
 static void names(struct mcfs_inode *dir, char *out)
 {
 	out[0] = '\0';
-	for (struct mcfs_inode *e = mcfs_ns_resume(&ns, dir, 0); e; e = e->next) {
+	for (struct mcfs_inode *e = mcfs_ns_resume(&ns, dir, 0); e; e = mcfs_ns_next(e)) {
 		strcat(out, mcfs_inode_name(e));
 		if (e->next)
 			strcat(out, ",");
@@ -301,7 +325,7 @@ Test(ns, move_appends_with_a_fresh_cookie)
 	cr_assert_eq(mcfs_ns_move(&ns, b, e, "x", 1, ++now_ns, noop_replace, &gone), 0);
 	cr_assert_eq(gone, x);
 	cr_assert_eq(lk(e, "x"), b);
-	cr_assert_eq(b->parent, e);
+	cr_assert_eq(mcfs_ns_parent(b), e);
 	names(d, buf);
 	cr_assert_str_eq(buf, "c,a2");
 	names(e, buf);
@@ -327,7 +351,7 @@ Test(ns, exchange)
 	cr_assert_eq(mcfs_ns_exchange(&ns, a, sub, ++now_ns), 0);
 	cr_assert_eq(lk(d, "a"), sub);
 	cr_assert_eq(lk(e, "sub"), a);
-	cr_assert_eq(sub->parent, d);
+	cr_assert_eq(mcfs_ns_parent(sub), d);
 	cr_assert_eq(mcfs_ns_nlink(d), 3);
 	cr_assert_eq(mcfs_ns_nlink(e), 2);
 	names(d, buf);
@@ -473,10 +497,10 @@ Test(ns, many_entries)
 		cr_assert_eq(mcfs_ns_get(&ns, e->ino), e);
 	}
 	i = 0;
-	for (e = d->u.dir.head; e; prev = e, e = e->next, i++) {
+	for (e = mcfs_ns_head(d); e; prev = e, e = mcfs_ns_next(e), i++) {
 		if (prev)
 			cr_assert_gt(e->seq, prev->seq);
-		cr_assert_eq(mcfs_ns_resume(&ns, d, e->seq), e->next);
+		cr_assert_eq(mcfs_ns_resume(&ns, d, e->seq), mcfs_ns_next(e));
 	}
 	cr_assert_eq(i, 20000);
 }
