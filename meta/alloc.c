@@ -2,7 +2,7 @@
 /*
  * The segment allocator (see alloc.h): a two-level segregated fit in the
  * manner of Sebastian Aaltonen's OffsetAllocator, which Mooncake uses for its
- * segments.
+ * segments, that keeps nothing per live range.
  *
  * Sizes are counted in units of MCFS_ALLOC_ALIGN and mapped to 256 bins by a
  * tiny floating-point encoding (5-bit exponent, 3-bit mantissa), so a bin
@@ -12,34 +12,23 @@
  * found is large enough without walking a list. Two bitmaps (32 top bins x 8
  * leaf bins) make that search two find-first-set instructions.
  *
- * Ranges, live and free, are nodes of one array linked in address order to
- * their neighbours, which is what makes coalescing on free O(1). The array
- * grows by doubling up to the most nodes that can ever be needed: with free
- * neighbours always merged, free ranges never outnumber live ones by more
- * than one, so 2 * max_allocs + 1 nodes suffice. Unused nodes form a stack
- * threaded through bin_next.
- *
- * A handle is a node index with a generation in the bits above it, so a
- * handle that was freed, and even one whose node was reused since, is
- * recognised and ignored rather than freeing someone else's range.
+ * Only free ranges have a record (a node: 16 bytes). Live ranges are known
+ * by one bit per unit in the page map, which is what lets a free refuse
+ * space that is not live. Coalescing a freed range with its free
+ * neighbours needs the free range that ends where it starts and the one
+ * that starts where it ends: a small open-addressing table maps both ends
+ * of every free range to its node (two free ranges never touch, so no unit
+ * is the end of one and the start of another). Free ranges never outnumber
+ * live ones by more than one, so the nodes and the table stay small when
+ * the segment is well used, whatever the number of live ranges.
  *
  * Reserving a given range (recovery: the ranges a node reports live after a
- * master restart) needs the free range that contains an offset, which the
- * bins cannot tell. The address order can: a reserve walks it from a cursor
- * left where the previous reserve ended, so reserves in increasing (or
- * decreasing) offset order cost O(1) each. A reserve far from the cursor
- * binary searches an address-ordered index of the nodes instead, then walks
- * from the entry found across whatever ranges were made there since the
- * index was built: O(log n) expected when reserves come in random order,
- * though an adversarial order can make those walks long. The index is built
- * by the first far reserve and rebuilt, O(n), only once as many nodes have
- * been taken or released as it holds, which amortises the rebuilds. Get, put
- * and resize never look at the cursor or the index; they only keep the
- * cursor on a node in use and count layout changes.
+ * master restart) needs the free range that contains an offset: the page
+ * map scanned back from it finds where that free range starts, and the
+ * ends table its node.
  */
 #include "meta/alloc.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -51,41 +40,29 @@
 #define MANTISSA_BITS 3
 #define MANTISSA_MASK ((1u << MANTISSA_BITS) - 1)
 #define NONE	      UINT32_MAX
-/* The node array starts this small and doubles on demand. */
-#define INITIAL_NODES 1024u
+/* The node array and the ends table start this small and double on demand. */
+#define INITIAL_NODES 64u
+#define INITIAL_ENDS  256u
 /* Ranges of one bin examined before a request that fits no larger bin fails. */
-#define FALLBACK_SCAN 1024
-/* Keeps 2 * max_allocs + 1 and the generation bits well inside 32 bits. */
+#define FALLBACK_SCAN	 1024
 #define MAX_ALLOCS_LIMIT (1u << 28)
-/* Neighbours a reserve walks from the cursor before it turns to the index. */
-#define CURSOR_WALK 4
 
-enum node_state {
-	NODE_UNUSED = 0, /* on the unused stack */
-	NODE_FREE,	 /* a free range, in a bin */
-	NODE_USED,	 /* a live range, named by a handle */
-};
-
+/* A free range. Unused nodes form a stack threaded through bin_next. */
 struct node {
-	uint32_t offset;	     /* units */
-	uint32_t size;		     /* units */
-	uint32_t bin_prev, bin_next; /* bin list (FREE); bin_next chains the unused stack */
-	uint32_t nb_prev, nb_next;   /* address-order neighbours (FREE and USED) */
-	uint16_t gen;		     /* bumped whenever a live range ends */
-	uint8_t state;		     /* enum node_state */
+	uint32_t offset; /* units */
+	uint32_t size;	 /* units */
+	uint32_t bin_prev, bin_next;
 };
 
-/* An entry of the reserve index: node idx started at offset when the index was built. */
-struct index_ent {
-	uint32_t offset; /* units */
-	uint32_t idx;
+/* An entry of the ends table: unit key is the start or the end of free range idx. */
+struct end {
+	uint32_t key;
+	uint32_t idx; /* NONE: empty */
 };
 
 struct mcfs_alloc {
 	uint32_t units;	     /* managed size in units */
 	uint32_t max_allocs; /* live ranges at most */
-	uint32_t max_nodes;  /* 2 * max_allocs + 1 */
-	uint32_t idx_bits;   /* handle = gen << idx_bits | index */
 	uint32_t nr_allocs;
 	uint32_t nr_free_ranges;
 	uint64_t free_units;
@@ -94,25 +71,15 @@ struct mcfs_alloc {
 	uint8_t used_leaf[TOP_BINS]; /* bit l: bin t * 8 + l is non-empty */
 	uint32_t bin_head[NBINS];    /* first node of each bin, or NONE */
 
-	struct node *nodes; /* owned; nr_nodes of them, grows up to max_nodes */
+	struct node *nodes; /* owned; nr_nodes of them */
 	uint32_t nr_nodes;
 	uint32_t unused_top; /* top of the unused-node stack, or NONE */
 
-	/*
-	 * Where a reserve starts looking: always a FREE or USED node (a node
-	 * released by a merge hands the cursor on to the node that absorbs it).
-	 */
-	uint32_t cursor;
-	/*
-	 * The reserve index: every FREE and USED node in address order as of
-	 * its build (owned; index_cap entries allocated, index_n valid, none
-	 * before the first out-of-order reserve). Entries go stale as ranges
-	 * split, merge and move; one is trusted only while its node is in use
-	 * and still starts at the recorded offset.
-	 */
-	struct index_ent *index;
-	uint32_t index_n, index_cap;
-	uint64_t layout_changes; /* nodes taken or released since the index was built */
+	struct end *ends; /* owned; ends_mask + 1 entries, at most half used */
+	uint32_t ends_mask;
+	uint32_t nr_ends;
+
+	uint64_t *live; /* owned; bit u: unit u is in a live range */
 };
 
 /* Exponent/mantissa code of size, rounded up: the smallest bin that only holds ranges >= size. */
@@ -153,38 +120,213 @@ static uint32_t lowest_bit_from(uint32_t mask, uint32_t from)
 	return mask ? (uint32_t)__builtin_ctz(mask) : NONE;
 }
 
-static uint32_t bits_for(uint32_t n)
+/* A byte length in units, rounded up; false when it cannot fit in 32 bits. */
+static bool to_units(uint64_t len, uint32_t *units)
 {
-	return n <= 1 ? 1 : 32 - (uint32_t)__builtin_clz(n - 1);
+	uint64_t u = len / MCFS_ALLOC_ALIGN + (len % MCFS_ALLOC_ALIGN != 0);
+
+	if (u > UINT32_MAX)
+		return false;
+	*units = (uint32_t)u;
+	return true;
 }
 
-static uint32_t handle_of(const struct mcfs_alloc *a, uint32_t idx)
+/* The units [*u, *u + *n) of ext: false unless it is aligned, non-empty and within the segment. */
+static bool ext_units(const struct mcfs_alloc *a, const struct mcfs_extent *ext, uint32_t *u,
+		      uint32_t *n)
 {
-	uint32_t gen_bits = 32 - a->idx_bits;
-	uint32_t gen = gen_bits ? a->nodes[idx].gen & ((1u << gen_bits) - 1) : 0;
-
-	return gen_bits ? (gen << a->idx_bits) | idx : idx;
+	if (!ext->len || ext->offset % MCFS_ALLOC_ALIGN || ext->len % MCFS_ALLOC_ALIGN ||
+	    ext->offset / MCFS_ALLOC_ALIGN >= a->units ||
+	    ext->len / MCFS_ALLOC_ALIGN > a->units - ext->offset / MCFS_ALLOC_ALIGN)
+		return false;
+	*u = (uint32_t)(ext->offset / MCFS_ALLOC_ALIGN);
+	*n = (uint32_t)(ext->len / MCFS_ALLOC_ALIGN);
+	return true;
 }
 
-/* The node index of a live range's handle, or NONE for a stale or bogus one. */
-static uint32_t node_of(const struct mcfs_alloc *a, uint32_t handle)
-{
-	uint32_t idx = a->idx_bits >= 32 ? handle : handle & ((1u << a->idx_bits) - 1);
+/* The page map */
 
-	if (idx >= a->nr_nodes || a->nodes[idx].state != NODE_USED)
-		return NONE;
-	if (handle_of(a, idx) != handle)
-		return NONE;
-	return idx;
+/* The bits of word w that [u, u + n) covers, and how many units that is. */
+static uint64_t word_mask(uint32_t u, uint32_t n, uint32_t *k)
+{
+	uint32_t b = u % 64;
+
+	*k = 64 - b < n ? 64 - b : n;
+	return (*k == 64 ? ~0ULL : (1ULL << *k) - 1) << b;
 }
 
-static void bin_insert(struct mcfs_alloc *a, uint32_t idx)
+/* Mark every unit of [u, u + n) live (on) or not. */
+static void bits_set(struct mcfs_alloc *a, uint32_t u, uint32_t n, bool on)
+{
+	while (n) {
+		uint32_t k;
+		uint64_t m = word_mask(u, n, &k);
+
+		if (on)
+			a->live[u / 64] |= m;
+		else
+			a->live[u / 64] &= ~m;
+		u += k;
+		n -= k;
+	}
+}
+
+/* Is every unit of [u, u + n) live (on), or every one not live? */
+static bool bits_all(const struct mcfs_alloc *a, uint32_t u, uint32_t n, bool on)
+{
+	while (n) {
+		uint32_t k;
+		uint64_t m = word_mask(u, n, &k), v = a->live[u / 64] & m;
+
+		if (on ? v != m : v != 0)
+			return false;
+		u += k;
+		n -= k;
+	}
+	return true;
+}
+
+/* Where the run of units that are not live, and that reaches unit u, starts. */
+static uint32_t free_run_start(const struct mcfs_alloc *a, uint32_t u)
+{
+	while (u) {
+		uint32_t w = (u - 1) / 64, b = (u - 1) % 64;
+		uint64_t v = a->live[w] & (b == 63 ? ~0ULL : (2ULL << b) - 1);
+
+		if (v)
+			return w * 64 + (63 - (uint32_t)__builtin_clzll(v)) + 1;
+		u = w * 64;
+	}
+	return 0;
+}
+
+/* The ends table */
+
+static uint32_t mix32(uint32_t x)
+{
+	x ^= x >> 16;
+	x *= 0x7feb352dU;
+	x ^= x >> 15;
+	x *= 0x846ca68bU;
+	x ^= x >> 16;
+	return x;
+}
+
+/* The free range that starts or ends at unit key, or NONE. */
+static uint32_t ends_find(const struct mcfs_alloc *a, uint32_t key)
+{
+	for (uint32_t i = mix32(key) & a->ends_mask;; i = (i + 1) & a->ends_mask) {
+		if (a->ends[i].idx == NONE)
+			return NONE;
+		if (a->ends[i].key == key)
+			return a->ends[i].idx;
+	}
+}
+
+static void ends_place(struct end *t, uint32_t mask, uint32_t key, uint32_t idx)
+{
+	uint32_t i = mix32(key) & mask;
+
+	while (t[i].idx != NONE)
+		i = (i + 1) & mask;
+	t[i].key = key;
+	t[i].idx = idx;
+}
+
+/* Room for n more entries with the table at most half full. 0 or -ENOMEM (nothing changed). */
+static int ends_reserve(struct mcfs_alloc *a, uint32_t n)
+{
+	uint32_t cap = a->ends_mask + 1, want = cap;
+	struct end *t;
+
+	while ((uint64_t)(a->nr_ends + n) * 2 > want)
+		want *= 2;
+	if (want == cap)
+		return 0;
+	t = malloc((size_t)want * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < want; i++)
+		t[i].idx = NONE;
+	for (uint32_t i = 0; i < cap; i++)
+		if (a->ends[i].idx != NONE)
+			ends_place(t, want - 1, a->ends[i].key, a->ends[i].idx);
+	free(a->ends);
+	a->ends = t;
+	a->ends_mask = want - 1;
+	return 0;
+}
+
+/* Is home slot k outside the cyclic range (hole, j]? Then the entry at j may fill the hole. */
+static bool may_fill(uint32_t hole, uint32_t j, uint32_t k)
+{
+	if (hole <= j)
+		return k <= hole || k > j;
+	return k <= hole && k > j;
+}
+
+/* Remove key's entry; backward-shift deletion keeps every probe sequence whole. */
+static void ends_del(struct mcfs_alloc *a, uint32_t key)
+{
+	uint32_t mask = a->ends_mask, i = mix32(key) & mask;
+
+	while (a->ends[i].key != key) {
+		if (a->ends[i].idx == NONE)
+			return;
+		i = (i + 1) & mask;
+	}
+	if (a->ends[i].idx == NONE)
+		return;
+	for (uint32_t j = (i + 1) & mask; a->ends[j].idx != NONE; j = (j + 1) & mask) {
+		if (may_fill(i, j, mix32(a->ends[j].key) & mask)) {
+			a->ends[i] = a->ends[j];
+			i = j;
+		}
+	}
+	a->ends[i].idx = NONE;
+	a->nr_ends--;
+}
+
+/* Free ranges: nodes in their bins and the ends table */
+
+/* Take a node off the unused stack, growing the array when it is empty. */
+static int node_new(struct mcfs_alloc *a, uint32_t *out)
+{
+	uint32_t idx = a->unused_top;
+
+	if (idx == NONE) {
+		uint32_t want = a->nr_nodes * 2;
+		struct node *p = realloc(a->nodes, (size_t)want * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		/* Push the new nodes so that the lowest index comes out first. */
+		for (uint32_t i = want; i-- > a->nr_nodes;) {
+			p[i].bin_next = a->unused_top;
+			a->unused_top = i;
+		}
+		a->nodes = p;
+		a->nr_nodes = want;
+		idx = a->unused_top;
+	}
+	a->unused_top = a->nodes[idx].bin_next;
+	*out = idx;
+	return 0;
+}
+
+static void node_release(struct mcfs_alloc *a, uint32_t idx)
+{
+	a->nodes[idx].bin_next = a->unused_top;
+	a->unused_top = idx;
+}
+
+/* Make node idx (offset and size set) a free range: its bin and both its ends (room reserved). */
+static void free_add(struct mcfs_alloc *a, uint32_t idx)
 {
 	struct node *n = &a->nodes[idx];
 	uint32_t bin = bin_round_down(n->size);
 	uint32_t head = a->bin_head[bin];
 
-	n->state = NODE_FREE;
 	n->bin_prev = NONE;
 	n->bin_next = head;
 	if (head != NONE)
@@ -194,9 +336,13 @@ static void bin_insert(struct mcfs_alloc *a, uint32_t idx)
 	a->used_top |= 1u << (bin / LEAF_BINS);
 	a->free_units += n->size;
 	a->nr_free_ranges++;
+	ends_place(a->ends, a->ends_mask, n->offset, idx);
+	ends_place(a->ends, a->ends_mask, n->offset + n->size, idx);
+	a->nr_ends += 2;
 }
 
-static void bin_remove(struct mcfs_alloc *a, uint32_t idx)
+/* Take free range idx out of its bin and the ends table; the node stays the caller's. */
+static void free_del(struct mcfs_alloc *a, uint32_t idx)
 {
 	struct node *n = &a->nodes[idx];
 	uint32_t bin = bin_round_down(n->size);
@@ -214,86 +360,62 @@ static void bin_remove(struct mcfs_alloc *a, uint32_t idx)
 	}
 	a->free_units -= n->size;
 	a->nr_free_ranges--;
+	ends_del(a, n->offset);
+	ends_del(a, n->offset + n->size);
 }
 
-/* Take a node off the unused stack, growing the array when it is empty. */
-static int node_new(struct mcfs_alloc *a, uint32_t *out)
+/* The free range that ends at unit u, or NONE. */
+static uint32_t free_ending_at(const struct mcfs_alloc *a, uint32_t u)
 {
-	uint32_t idx = a->unused_top;
+	uint32_t idx = ends_find(a, u);
 
-	if (idx == NONE) {
-		uint32_t want = a->nr_nodes * 2;
-		struct node *p;
+	return idx != NONE && a->nodes[idx].offset + a->nodes[idx].size == u ? idx : NONE;
+}
 
-		if (a->nr_nodes >= a->max_nodes)
-			return -ENOSPC; /* cannot happen while the counting argument holds */
-		if (want > a->max_nodes)
-			want = a->max_nodes;
-		p = realloc(a->nodes, (size_t)want * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		memset(p + a->nr_nodes, 0, (size_t)(want - a->nr_nodes) * sizeof(*p));
-		/* Push the new nodes so that the lowest index comes out first. */
-		for (uint32_t i = want; i-- > a->nr_nodes;) {
-			p[i].bin_next = a->unused_top;
-			a->unused_top = i;
-		}
-		a->nodes = p;
-		a->nr_nodes = want;
-		idx = a->unused_top;
+/* The free range that starts at unit u, or NONE. */
+static uint32_t free_starting_at(const struct mcfs_alloc *a, uint32_t u)
+{
+	uint32_t idx = ends_find(a, u);
+
+	return idx != NONE && a->nodes[idx].offset == u ? idx : NONE;
+}
+
+/*
+ * Give the live units [u, u + n) back, merged with the free ranges on either
+ * side. 0 or -ENOMEM (nothing changed).
+ */
+static int release_units(struct mcfs_alloc *a, uint32_t u, uint32_t n)
+{
+	uint32_t p = free_ending_at(a, u), x = free_starting_at(a, u + n), idx;
+	int ret = ends_reserve(a, 2);
+
+	if (ret)
+		return ret;
+	if (p == NONE && x == NONE) {
+		ret = node_new(a, &idx);
+		if (ret)
+			return ret;
+		a->nodes[idx].offset = u;
+		a->nodes[idx].size = n;
+	} else if (p != NONE && x != NONE) {
+		free_del(a, p);
+		free_del(a, x);
+		a->nodes[p].size += n + a->nodes[x].size;
+		node_release(a, x);
+		idx = p;
+	} else if (p != NONE) {
+		free_del(a, p);
+		a->nodes[p].size += n;
+		idx = p;
+	} else {
+		free_del(a, x);
+		a->nodes[x].offset = u;
+		a->nodes[x].size += n;
+		idx = x;
 	}
-	a->unused_top = a->nodes[idx].bin_next;
-	a->layout_changes++;
-	*out = idx;
+	free_add(a, idx);
+	bits_set(a, u, n, false);
 	return 0;
-}
-
-/* Put node idx back on the unused stack; heir is the node that now covers its range. */
-static void node_release(struct mcfs_alloc *a, uint32_t idx, uint32_t heir)
-{
-	struct node *n = &a->nodes[idx];
-
-	n->state = NODE_UNUSED;
-	n->bin_next = a->unused_top;
-	a->unused_top = idx;
-	a->layout_changes++;
-	if (a->cursor == idx)
-		a->cursor = heir;
-}
-
-/* Unlink node idx from the address order (its neighbours join up). */
-static void nb_unlink(struct mcfs_alloc *a, uint32_t idx)
-{
-	struct node *n = &a->nodes[idx];
-
-	if (n->nb_prev != NONE)
-		a->nodes[n->nb_prev].nb_next = n->nb_next;
-	if (n->nb_next != NONE)
-		a->nodes[n->nb_next].nb_prev = n->nb_prev;
-}
-
-/* Link node idx into the address order right after node prev. */
-static void nb_link_after(struct mcfs_alloc *a, uint32_t prev, uint32_t idx)
-{
-	struct node *p = &a->nodes[prev];
-	struct node *n = &a->nodes[idx];
-
-	n->nb_prev = prev;
-	n->nb_next = p->nb_next;
-	if (p->nb_next != NONE)
-		a->nodes[p->nb_next].nb_prev = idx;
-	p->nb_next = idx;
-}
-
-/* A byte length in units, rounded up; false when it cannot fit in 32 bits. */
-static bool to_units(uint64_t len, uint32_t *units)
-{
-	uint64_t u = len / MCFS_ALLOC_ALIGN + (len % MCFS_ALLOC_ALIGN != 0);
-
-	if (u > UINT32_MAX)
-		return false;
-	*units = (uint32_t)u;
-	return true;
 }
 
 int mcfs_alloc_create(uint64_t size, uint32_t max_allocs, struct mcfs_alloc **out)
@@ -301,7 +423,6 @@ int mcfs_alloc_create(uint64_t size, uint32_t max_allocs, struct mcfs_alloc **ou
 	uint64_t units = size / MCFS_ALLOC_ALIGN;
 	struct mcfs_alloc *a;
 	uint32_t root;
-	int ret;
 
 	if (!units || units > UINT32_MAX || !max_allocs || max_allocs > MAX_ALLOCS_LIMIT)
 		return -EINVAL;
@@ -310,41 +431,39 @@ int mcfs_alloc_create(uint64_t size, uint32_t max_allocs, struct mcfs_alloc **ou
 		return -ENOMEM;
 	a->units = (uint32_t)units;
 	a->max_allocs = max_allocs;
-	a->max_nodes = 2 * max_allocs + 1;
-	a->idx_bits = bits_for(a->max_nodes);
 	a->unused_top = NONE;
 	for (uint32_t i = 0; i < NBINS; i++)
 		a->bin_head[i] = NONE;
-	a->nr_nodes = a->max_nodes < INITIAL_NODES ? a->max_nodes : INITIAL_NODES;
-	a->nodes = calloc(a->nr_nodes, sizeof(*a->nodes));
-	if (!a->nodes) {
-		ret = -ENOMEM;
-		goto out_free_alloc;
+	a->nr_nodes = INITIAL_NODES;
+	a->nodes = malloc(INITIAL_NODES * sizeof(*a->nodes));
+	a->ends = malloc(INITIAL_ENDS * sizeof(*a->ends));
+	/* Untouched pages of a large map cost no memory until ranges are handed out there. */
+	a->live = calloc(units / 64 + 1, sizeof(*a->live));
+	if (!a->nodes || !a->ends || !a->live) {
+		mcfs_alloc_destroy(a);
+		return -ENOMEM;
 	}
-	for (uint32_t i = a->nr_nodes; i-- > 0;) {
+	for (uint32_t i = INITIAL_NODES; i-- > 0;) {
 		a->nodes[i].bin_next = a->unused_top;
 		a->unused_top = i;
 	}
+	for (uint32_t i = 0; i < INITIAL_ENDS; i++)
+		a->ends[i].idx = NONE;
+	a->ends_mask = INITIAL_ENDS - 1;
 	node_new(a, &root); /* cannot fail: the stack was just filled */
 	a->nodes[root].offset = 0;
 	a->nodes[root].size = a->units;
-	a->nodes[root].nb_prev = NONE;
-	a->nodes[root].nb_next = NONE;
-	bin_insert(a, root);
-	a->cursor = root;
+	free_add(a, root);
 	*out = a;
 	return 0;
-
-out_free_alloc:
-	free(a);
-	return ret;
 }
 
 void mcfs_alloc_destroy(struct mcfs_alloc *a)
 {
 	if (!a)
 		return;
-	free(a->index);
+	free(a->live);
+	free(a->ends);
 	free(a->nodes);
 	free(a);
 }
@@ -370,9 +489,8 @@ static uint32_t fallback_fit(const struct mcfs_alloc *a, uint32_t size)
 
 int mcfs_alloc_get(struct mcfs_alloc *a, uint64_t len, struct mcfs_extent *ext)
 {
-	uint32_t size, min_bin, top, leaf = NONE, bin, idx, rest_idx, total;
+	uint32_t size, min_bin, top, leaf = NONE, idx, u;
 	struct node *n;
-	int ret;
 
 	if (!len)
 		return -EINVAL;
@@ -388,277 +506,120 @@ int mcfs_alloc_get(struct mcfs_alloc *a, uint64_t len, struct mcfs_extent *ext)
 			leaf = (uint32_t)__builtin_ctz(a->used_leaf[top]);
 	}
 	if (leaf != NONE) {
-		bin = top * LEAF_BINS + leaf;
-		idx = a->bin_head[bin];
+		idx = a->bin_head[top * LEAF_BINS + leaf];
 	} else {
 		idx = fallback_fit(a, size);
 		if (idx == NONE)
 			return -ENOSPC;
 	}
+	if (ends_reserve(a, 2))
+		return -ENOMEM;
+	free_del(a, idx);
 	n = &a->nodes[idx];
-	total = n->size;
-	if (total > size) {
-		/* Get the node for the remainder first so that a failure changes nothing. */
-		ret = node_new(a, &rest_idx);
-		if (ret)
-			return ret;
-		n = &a->nodes[idx]; /* node_new may have moved the array */
+	u = n->offset;
+	if (n->size > size) {
+		/* The remainder stays free, in the same node. */
+		n->offset += size;
+		n->size -= size;
+		free_add(a, idx);
+	} else {
+		node_release(a, idx);
 	}
-	bin_remove(a, idx);
-	n->state = NODE_USED;
-	n->size = size;
-	if (total > size) {
-		struct node *r = &a->nodes[rest_idx];
-
-		r->offset = n->offset + size;
-		r->size = total - size;
-		nb_link_after(a, idx, rest_idx);
-		bin_insert(a, rest_idx);
-	}
+	bits_set(a, u, size, true);
 	a->nr_allocs++;
-	ext->offset = (uint64_t)n->offset * MCFS_ALLOC_ALIGN;
+	ext->offset = (uint64_t)u * MCFS_ALLOC_ALIGN;
 	ext->len = (uint64_t)size * MCFS_ALLOC_ALIGN;
-	ext->handle = handle_of(a, idx);
 	return 0;
 }
 
-void mcfs_alloc_put(struct mcfs_alloc *a, uint32_t handle)
+int mcfs_alloc_put(struct mcfs_alloc *a, const struct mcfs_extent *ext)
 {
-	uint32_t idx = node_of(a, handle);
-	struct node *n;
+	uint32_t u, n;
+	int ret;
 
-	if (idx == NONE)
-		return;
-	n = &a->nodes[idx];
-	n->gen++; /* every outstanding copy of the handle is stale from here on */
-	a->nr_allocs--;
-	/* The freed node absorbs its free neighbours and stays in the address order. */
-	if (n->nb_prev != NONE && a->nodes[n->nb_prev].state == NODE_FREE) {
-		uint32_t p = n->nb_prev;
-
-		bin_remove(a, p);
-		n->offset = a->nodes[p].offset;
-		n->size += a->nodes[p].size;
-		nb_unlink(a, p);
-		node_release(a, p, idx);
-	}
-	if (n->nb_next != NONE && a->nodes[n->nb_next].state == NODE_FREE) {
-		uint32_t x = n->nb_next;
-
-		bin_remove(a, x);
-		n->size += a->nodes[x].size;
-		nb_unlink(a, x);
-		node_release(a, x, idx);
-	}
-	bin_insert(a, idx);
+	if (!ext_units(a, ext, &u, &n) || !bits_all(a, u, n, true))
+		return -EINVAL;
+	ret = release_units(a, u, n);
+	if (!ret)
+		a->nr_allocs--;
+	return ret;
 }
 
 int mcfs_alloc_resize(struct mcfs_alloc *a, struct mcfs_extent *ext, uint64_t new_len)
 {
-	uint32_t idx = node_of(a, ext->handle);
-	uint32_t size, next, rest_idx;
-	struct node *n;
+	uint32_t u, n, size;
 	int ret;
 
-	if (idx == NONE || !new_len)
-		return -EINVAL;
-	n = &a->nodes[idx];
-	if ((uint64_t)n->offset * MCFS_ALLOC_ALIGN != ext->offset)
+	if (!new_len || !ext_units(a, ext, &u, &n) || !bits_all(a, u, n, true))
 		return -EINVAL;
 	if (!to_units(new_len, &size))
 		return -EAGAIN;
-	next = n->nb_next;
-	if (size > n->size) {
-		uint32_t delta = size - n->size;
-		struct node *x;
+	if (size > n) {
+		uint32_t delta = size - n, x = free_starting_at(a, u + n);
 
-		if (next == NONE || a->nodes[next].state != NODE_FREE ||
-		    a->nodes[next].size < delta)
+		if (x == NONE || a->nodes[x].size < delta)
 			return -EAGAIN;
-		x = &a->nodes[next];
-		bin_remove(a, next);
-		n->size = size;
-		if (x->size == delta) {
-			nb_unlink(a, next);
-			node_release(a, next, idx);
+		if (ends_reserve(a, 2))
+			return -ENOMEM;
+		free_del(a, x);
+		if (a->nodes[x].size == delta) {
+			node_release(a, x);
 		} else {
-			x->offset += delta;
-			x->size -= delta;
-			bin_insert(a, next);
+			a->nodes[x].offset += delta;
+			a->nodes[x].size -= delta;
+			free_add(a, x);
 		}
-	} else if (size < n->size) {
-		uint32_t tail = n->size - size;
-
-		if (next != NONE && a->nodes[next].state == NODE_FREE) {
-			/* The tail joins the free range after it. */
-			struct node *x = &a->nodes[next];
-
-			bin_remove(a, next);
-			x->offset -= tail;
-			x->size += tail;
-			bin_insert(a, next);
-		} else {
-			ret = node_new(a, &rest_idx);
-			if (ret)
-				return ret;
-			n = &a->nodes[idx];
-			a->nodes[rest_idx].offset = n->offset + size;
-			a->nodes[rest_idx].size = tail;
-			nb_link_after(a, idx, rest_idx);
-			bin_insert(a, rest_idx);
-		}
-		n->size = size;
+		bits_set(a, u + n, delta, true);
+	} else if (size < n) {
+		ret = release_units(a, u + size, n - size);
+		if (ret)
+			return ret;
 	}
 	ext->len = (uint64_t)size * MCFS_ALLOC_ALIGN;
 	return 0;
 }
 
-/*
- * Walk the address order from node *i towards unit u, at most limit steps;
- * true when *i then contains u. The nodes cover [0, units) without a gap, so
- * for u < units there is always a neighbour in the direction walked.
- */
-static bool walk_to(const struct mcfs_alloc *a, uint32_t *i, uint32_t u, uint32_t limit)
-{
-	for (uint32_t steps = 0;; steps++) {
-		const struct node *n = &a->nodes[*i];
-
-		if (u >= n->offset && u - n->offset < n->size)
-			return true;
-		if (steps == limit)
-			return false;
-		*i = u < n->offset ? n->nb_prev : n->nb_next;
-	}
-}
-
-/* (Re)build the reserve index from the address order: O(n). */
-static int index_build(struct mcfs_alloc *a)
-{
-	uint32_t want = a->nr_allocs + a->nr_free_ranges, i = a->cursor, k = 0;
-
-	if (want > a->index_cap) {
-		uint32_t cap = want + want / 2 < a->max_nodes ? want + want / 2 : a->max_nodes;
-		struct index_ent *p = realloc(a->index, (size_t)cap * sizeof(*p));
-
-		if (!p) {
-			a->index_n = 0;
-			return -ENOMEM;
-		}
-		a->index = p;
-		a->index_cap = cap;
-	}
-	while (a->nodes[i].nb_prev != NONE)
-		i = a->nodes[i].nb_prev;
-	for (; i != NONE; i = a->nodes[i].nb_next) {
-		assert(k < want);
-		a->index[k].offset = a->nodes[i].offset;
-		a->index[k++].idx = i;
-	}
-	assert(k == want);
-	a->index_n = k;
-	a->layout_changes = 0;
-	return 0;
-}
-
-/* A node that starts at or shortly before unit u, from the index; NONE when its entry is stale. */
-static uint32_t index_near(const struct mcfs_alloc *a, uint32_t u)
-{
-	uint32_t lo = 0, hi = a->index_n, idx;
-
-	if (!hi)
-		return NONE;
-	/* The last entry at or before u; the first one is at unit 0. */
-	while (hi - lo > 1) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (a->index[mid].offset <= u)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	idx = a->index[lo].idx;
-	if (a->nodes[idx].state == NODE_UNUSED || a->nodes[idx].offset != a->index[lo].offset)
-		return NONE;
-	return idx;
-}
-
-/* The node, free or live, that contains unit u (< units). */
-static uint32_t find_unit(struct mcfs_alloc *a, uint32_t u)
-{
-	uint32_t i = a->cursor, near;
-
-	if (walk_to(a, &i, u, CURSOR_WALK))
-		return i;
-	/* Far from the last reserve: jump close through the index. */
-	if (!a->index_n || a->layout_changes > a->index_n)
-		(void)index_build(a); /* without it the walk below still gets there, slowly */
-	near = index_near(a, u);
-	if (near != NONE)
-		i = near;
-	walk_to(a, &i, u, UINT32_MAX);
-	return i;
-}
-
 int mcfs_alloc_reserve(struct mcfs_alloc *a, uint64_t offset, uint64_t len, struct mcfs_extent *ext)
 {
-	uint32_t u, size, idx, before, after, res_idx = NONE, rest_idx = NONE;
-	struct node *n;
+	struct mcfs_extent want = {offset, len};
+	uint32_t u, size, s, idx, before, after, rest = NONE;
 	int ret;
 
-	if (!len || offset % MCFS_ALLOC_ALIGN || len % MCFS_ALLOC_ALIGN ||
-	    offset / MCFS_ALLOC_ALIGN >= a->units ||
-	    len / MCFS_ALLOC_ALIGN > a->units - offset / MCFS_ALLOC_ALIGN)
+	if (!ext_units(a, &want, &u, &size))
 		return -EINVAL;
-	u = (uint32_t)(offset / MCFS_ALLOC_ALIGN);
-	size = (uint32_t)(len / MCFS_ALLOC_ALIGN);
-	idx = find_unit(a, u);
-	a->cursor = idx;
-	n = &a->nodes[idx];
-	/* Free ranges are always coalesced: whatever follows a free range is live. */
-	if (n->state != NODE_FREE || size > n->offset + n->size - u)
+	if (!bits_all(a, u, size, false))
 		return -EEXIST;
 	if (a->nr_allocs >= a->max_allocs)
 		return -ENOSPC;
-	before = u - n->offset;
-	after = n->offset + n->size - u - size;
-	/* Take the nodes the split needs first so that a failure changes nothing. */
-	if (before) {
-		ret = node_new(a, &res_idx);
-		if (ret)
-			return ret;
-	} else {
-		res_idx = idx;
-	}
-	if (after) {
-		ret = node_new(a, &rest_idx);
-		if (ret) {
-			if (before)
-				node_release(a, res_idx, idx);
-			return ret;
-		}
-	}
-	/* node_new may have moved the array: no node pointers from before it. */
-	bin_remove(a, idx);
+	/* Free ranges are coalesced: the run of free units that holds u is one free range. */
+	s = free_run_start(a, u);
+	idx = free_starting_at(a, s);
+	if (idx == NONE)
+		return -EEXIST; /* cannot happen: every unit not live is in a free range */
+	before = u - s;
+	after = s + a->nodes[idx].size - u - size;
+	ret = ends_reserve(a, 4);
+	if (!ret && before && after)
+		ret = node_new(a, &rest);
+	if (ret)
+		return ret;
+	free_del(a, idx);
 	if (before) {
 		a->nodes[idx].size = before;
-		bin_insert(a, idx);
-		nb_link_after(a, idx, res_idx);
+		free_add(a, idx);
+	} else if (after) {
+		rest = idx;
+	} else {
+		node_release(a, idx);
 	}
-	n = &a->nodes[res_idx];
-	n->offset = u;
-	n->size = size;
-	n->state = NODE_USED;
 	if (after) {
-		a->nodes[rest_idx].offset = u + size;
-		a->nodes[rest_idx].size = after;
-		nb_link_after(a, res_idx, rest_idx);
-		bin_insert(a, rest_idx);
+		a->nodes[rest].offset = u + size;
+		a->nodes[rest].size = after;
+		free_add(a, rest);
 	}
+	bits_set(a, u, size, true);
 	a->nr_allocs++;
-	a->cursor = res_idx;
-	ext->offset = offset;
-	ext->len = len;
-	ext->handle = handle_of(a, res_idx);
+	*ext = want;
 	return 0;
 }
 

@@ -219,18 +219,27 @@ void mcfs_master_sess_close(struct mcfs_master *m, struct mcfs_master_sess *s)
 /* Objects and their space */
 
 /* Give a range back to its node's allocator; a range of a node gone went with it. */
-static void range_free(struct mcfs_master *m, uint64_t node_id, uint32_t seg_id, uint32_t handle)
+static void range_free(struct mcfs_master *m, uint64_t node_id, uint32_t seg_id,
+		       const struct mcfs_extent *ext)
 {
 	struct mcfs_node *n = mcfs_master_node(m, node_id);
+	int ret;
 
-	if (n && n->alloc && n->seg_id == seg_id)
-		mcfs_alloc_put(n->alloc, handle);
+	if (!n || !n->alloc || n->seg_id != seg_id)
+		return;
+	ret = mcfs_alloc_put(n->alloc, ext);
+	if (ret)
+		mcfs_err("freeing [%llu, +%llu) on node %s: %s; the range stays reserved",
+			 (unsigned long long)ext->offset, (unsigned long long)ext->len, n->name,
+			 strerror(-ret));
 }
 
 static void rep_free(struct mcfs_master *m, const struct mcfs_rep *rep)
 {
+	struct mcfs_extent ext = mcfs_rep_ext(rep);
+
 	if (rep->pages)
-		range_free(m, rep->node_id, rep->seg_id, rep->handle);
+		range_free(m, rep->node_id, rep->seg_id, &ext);
 }
 
 /* Free every replica's space and the list. */
@@ -317,7 +326,8 @@ static void rep_defer_free(struct mcfs_master *m, const struct mcfs_rep *rep, ui
 	d->free_ms = lease_ms;
 	d->node_id = rep->node_id;
 	d->seg_id = rep->seg_id;
-	d->handle = rep->handle;
+	d->page = rep->page;
+	d->pages = rep->pages;
 	d->next = m->dropped;
 	m->dropped = d;
 }
@@ -352,7 +362,7 @@ static void put_ranges_free(struct mcfs_master *m, struct mcfs_put *p)
 {
 	for (uint8_t i = 0; i < p->nrep; i++) {
 		if (p->rep[i].has_range)
-			range_free(m, p->rep[i].node_id, p->rep[i].seg_id, p->rep[i].ext.handle);
+			range_free(m, p->rep[i].node_id, p->rep[i].seg_id, &p->rep[i].ext);
 		p->rep[i].has_range = false;
 	}
 }
@@ -378,7 +388,7 @@ static uint8_t put_drop_reps(struct mcfs_master *m, struct mcfs_put *p, uint32_t
 
 		if (pr->lost || (drop & (1u << i))) {
 			if (pr->has_range)
-				range_free(m, pr->node_id, pr->seg_id, pr->ext.handle);
+				range_free(m, pr->node_id, pr->seg_id, &pr->ext);
 			continue;
 		}
 		if (n != i)
@@ -1085,7 +1095,6 @@ static void put_rep_get(const struct mcfs_put_rep *pr, uint8_t state, struct mcf
 	if (pr->has_range) {
 		rep->page = (uint32_t)(pr->ext.offset / MCFS_ALLOC_ALIGN);
 		rep->pages = (uint32_t)(pr->ext.len / MCFS_ALLOC_ALIGN);
-		rep->handle = pr->ext.handle;
 	}
 	rep->tier = MCFS_TIER_DRAM;
 	rep->state = state;
@@ -1206,7 +1215,7 @@ static int do_put_start(struct mcfs_req *r)
 
 out_free_range:
 	if (p->rep[0].has_range)
-		mcfs_alloc_put(r->node->alloc, p->rep[0].ext.handle);
+		(void)mcfs_alloc_put(r->node->alloc, &p->rep[0].ext);
 out_free_put:
 	free(p);
 	return ret;
@@ -1253,7 +1262,7 @@ static void staging_trim(struct mcfs_req *r, struct mcfs_put *p, uint64_t size)
 	if (!st->has_range)
 		return;
 	if (!size) {
-		mcfs_alloc_put(r->node->alloc, st->ext.handle);
+		(void)mcfs_alloc_put(r->node->alloc, &st->ext);
 		st->has_range = false;
 	} else if (size < st->ext.len) {
 		/* Shrinking in place cannot fail; if it did, the range just stays larger. */
@@ -1426,7 +1435,7 @@ static int do_put_end(struct mcfs_req *r)
 		struct mcfs_put_rep *pr = &p->rep[p->nrep - 1];
 
 		if (pr->has_range)
-			range_free(m, pr->node_id, pr->seg_id, pr->ext.handle);
+			range_free(m, pr->node_id, pr->seg_id, &pr->ext);
 	}
 	memset(&nobj, 0, sizeof(nobj));
 	for (uint8_t i = 0; i < p->nrep; i++)
@@ -2078,7 +2087,10 @@ uint64_t mcfs_master_tick(struct mcfs_master *m, uint64_t now_ms)
 	}
 	for (dp = &m->dropped; (d = *dp);) {
 		if (d->free_ms <= now_ms) {
-			range_free(m, d->node_id, d->seg_id, d->handle);
+			struct mcfs_extent ext = {(uint64_t)d->page * MCFS_ALLOC_ALIGN,
+						  (uint64_t)d->pages * MCFS_ALLOC_ALIGN};
+
+			range_free(m, d->node_id, d->seg_id, &ext);
 			*dp = d->next;
 			free(d);
 			continue;

@@ -119,7 +119,7 @@ struct mcfs_dropped {
 	uint64_t free_ms; /* monotonic */
 	uint64_t node_id;
 	uint32_t seg_id;
-	uint32_t handle;
+	uint32_t page, pages; /* its range, in allocator pages */
 };
 
 struct mcfs_master_sess {

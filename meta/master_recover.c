@@ -502,7 +502,7 @@ static uint8_t reserve_reps(struct mcfs_node *n, const struct mcfs_rec *rec, str
 	uint8_t k = 0;
 
 	for (uint8_t i = 0; i < rec->nrep; i++) {
-		struct mcfs_extent ext = {0, 0, 0};
+		struct mcfs_extent ext = {0, 0};
 		struct mcfs_rep *rep = &out[k];
 
 		memset(rep, 0, sizeof(*rep));
@@ -525,7 +525,6 @@ static uint8_t reserve_reps(struct mcfs_node *n, const struct mcfs_rec *rec, str
 			}
 			rep->page = (uint32_t)(ext.offset / MCFS_ALLOC_ALIGN);
 			rep->pages = (uint32_t)(ext.len / MCFS_ALLOC_ALIGN);
-			rep->handle = ext.handle;
 		} else if (rec->size) {
 			continue;
 		}
@@ -537,8 +536,10 @@ static uint8_t reserve_reps(struct mcfs_node *n, const struct mcfs_rec *rec, str
 static void reps_release(struct mcfs_node *n, struct mcfs_rep *reps, uint8_t k)
 {
 	for (uint8_t i = 0; i < k; i++) {
+		struct mcfs_extent ext = mcfs_rep_ext(&reps[i]);
+
 		if (reps[i].pages && n->alloc)
-			mcfs_alloc_put(n->alloc, reps[i].handle);
+			(void)mcfs_alloc_put(n->alloc, &ext);
 	}
 }
 

@@ -38,11 +38,10 @@
 struct mcfs_rep {
 	uint32_t node_id;
 	uint32_t seg_id;
-	uint32_t page;	 /* offset / MCFS_ALLOC_ALIGN */
-	uint32_t pages;	 /* length reserved; 0 for an empty object, which holds no range */
-	uint32_t handle; /* the allocator's, when pages > 0 */
-	uint8_t tier;	 /* MCFS_TIER_* */
-	uint8_t state;	 /* MCFS_REP_* */
+	uint32_t page;	/* offset / MCFS_ALLOC_ALIGN */
+	uint32_t pages; /* length reserved; 0 for an empty object, which holds no range */
+	uint8_t tier;	/* MCFS_TIER_* */
+	uint8_t state;	/* MCFS_REP_* */
 };
 
 static inline uint64_t mcfs_rep_offset(const struct mcfs_rep *r)
@@ -53,6 +52,14 @@ static inline uint64_t mcfs_rep_offset(const struct mcfs_rep *r)
 static inline uint64_t mcfs_rep_len(const struct mcfs_rep *r)
 {
 	return (uint64_t)r->pages * MCFS_ALLOC_ALIGN;
+}
+
+/* The allocator's extent of a replica's range (pages > 0). */
+static inline struct mcfs_extent mcfs_rep_ext(const struct mcfs_rep *r)
+{
+	struct mcfs_extent e = {mcfs_rep_offset(r), mcfs_rep_len(r)};
+
+	return e;
 }
 
 /*

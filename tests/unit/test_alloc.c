@@ -2,8 +2,8 @@
 /*
  * Unit tests of the segment allocator (meta/alloc.c): rounding, exhaustion,
  * reuse, coalescing in every order, the KV-block fragmentation pattern,
- * resizing, handle validation, and a long random run checked against a
- * bitmap model of the segment.
+ * resizing, frees and resizes of space that is not live, reserving, and long
+ * random runs checked against a bitmap model of the segment.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -32,6 +32,16 @@ static struct mcfs_alloc_stats stats(const struct mcfs_alloc *a)
 
 	mcfs_alloc_stats(a, &st);
 	return st;
+}
+
+static void assert_stats_eq(const struct mcfs_alloc_stats *x, const struct mcfs_alloc_stats *y)
+{
+	cr_assert_eq(x->size, y->size);
+	cr_assert_eq(x->used, y->used);
+	cr_assert_eq(x->free, y->free);
+	cr_assert_eq(x->largest_free, y->largest_free);
+	cr_assert_eq(x->nr_allocs, y->nr_allocs);
+	cr_assert_eq(x->nr_free_ranges, y->nr_free_ranges);
 }
 
 /* The whole segment is one free range again. */
@@ -78,18 +88,18 @@ Test(alloc, basic)
 	cr_assert_eq(mcfs_alloc_get(a, 128 * K, &e2), 0);
 	cr_assert_eq(e2.offset, 64 * K);
 	cr_assert_eq(e2.len, 128 * K);
-	cr_assert_neq(e1.handle, e2.handle);
+	cr_assert_leq(e1.offset + e1.len, e2.offset);
 	st = stats(a);
 	cr_assert_eq(st.used, 192 * K);
 	cr_assert_eq(st.free, 1 * M - 192 * K);
 	cr_assert_eq(st.largest_free, 1 * M - 192 * K);
 	cr_assert_eq(st.nr_allocs, 2);
 	cr_assert_eq(st.nr_free_ranges, 1);
-	mcfs_alloc_put(a, e1.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e1), 0);
 	st = stats(a);
 	cr_assert_eq(st.used, 128 * K);
 	cr_assert_eq(st.nr_free_ranges, 2);
-	mcfs_alloc_put(a, e2.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e2), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -140,7 +150,7 @@ Test(alloc, exhaustion)
 	for (int i = 0; i < 16; i++)
 		cr_assert_eq(mcfs_alloc_get(a, 4 * K, &ex[i]), 0);
 	for (int i = 0; i < 16; i += 2)
-		mcfs_alloc_put(a, ex[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &ex[i]), 0);
 	cr_assert_eq(stats(a).free, 32 * K);
 	cr_assert_eq(stats(a).largest_free, 4 * K);
 	cr_assert_eq(mcfs_alloc_get(a, 8 * K, &e), -ENOSPC);
@@ -156,12 +166,12 @@ Test(alloc, free_and_reuse_same_offset)
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(mcfs_alloc_get(a, 1 * M, &e[i]), 0);
 	/* A hole of exactly the block size is reused by the next block of that size. */
-	mcfs_alloc_put(a, e[1].handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e[1]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 1 * M, &again), 0);
 	cr_assert_eq(again.offset, e[1].offset);
 	cr_assert_eq(again.len, 1 * M);
 	/* And the last block freed goes back where it came from. */
-	mcfs_alloc_put(a, e[3].handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e[3]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 1 * M, &again), 0);
 	cr_assert_eq(again.offset, e[3].offset);
 	mcfs_alloc_destroy(a);
@@ -176,10 +186,10 @@ Test(alloc, reuse_between_bin_floors)
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(mcfs_alloc_get(a, 300 * K, &e[i]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &again), -ENOSPC);
-	mcfs_alloc_put(a, e[2].handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e[2]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 300 * K, &again), 0);
 	cr_assert_eq(again.offset, e[2].offset);
-	mcfs_alloc_put(a, e[0].handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e[0]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 296 * K, &again), 0);
 	cr_assert_eq(again.offset, 0);
 	cr_assert_eq(mcfs_alloc_get(a, 8 * K, &again), -ENOSPC);
@@ -206,9 +216,9 @@ Test(alloc, coalesce_every_order)
 			cr_assert_eq(e[1].offset, e[0].offset + e[0].len);
 			cr_assert_eq(e[2].offset, e[1].offset + e[1].len);
 			if (pad)
-				mcfs_alloc_put(a, lead.handle);
+				cr_assert_eq(mcfs_alloc_put(a, &lead), 0);
 			for (int i = 0; i < 3; i++)
-				mcfs_alloc_put(a, e[orders[o][i]].handle);
+				cr_assert_eq(mcfs_alloc_put(a, &e[orders[o][i]]), 0);
 			assert_empty(a);
 			cr_assert_eq(mcfs_alloc_get(a, stats(a).size, &full), 0, "order %d pad %d",
 				     o, pad);
@@ -238,17 +248,17 @@ Test(alloc, kv_fragmentation)
 	cr_assert_gt(n, 1000);
 	/* Free every other block, then ask for the same sizes again: all must fit. */
 	for (int i = 0; i < n; i += 2)
-		mcfs_alloc_put(a, e[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &e[i]), 0);
 	for (int i = 0; i < n; i += 2)
 		cr_assert_eq(mcfs_alloc_get(a, want[i], &e[i]), 0, "block %d of %llu bytes", i,
 			     (unsigned long long)want[i]);
 	/* And again in the opposite order. */
 	for (int i = 0; i < n; i += 2)
-		mcfs_alloc_put(a, e[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &e[i]), 0);
 	for (int i = n - 2 + (n % 2); i >= 0; i -= 2)
 		cr_assert_eq(mcfs_alloc_get(a, want[i], &e[i]), 0);
 	for (int i = 0; i < n; i++)
-		mcfs_alloc_put(a, e[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &e[i]), 0);
 	assert_empty(a);
 	free(want);
 	free(e);
@@ -297,19 +307,27 @@ Test(alloc, resize)
 	/* Same size: nothing changes. */
 	cr_assert_eq(mcfs_alloc_resize(a, &f, 1 * M - 64 * K - 5), 0);
 	cr_assert_eq(f.len, 1 * M - 64 * K);
-	/* Bad arguments. */
+	/* Bad arguments: new_len 0, a range past the end, a misaligned one. */
 	cr_assert_eq(mcfs_alloc_resize(a, &f, 0), -EINVAL);
 	bad = f;
 	bad.offset += 4096;
 	cr_assert_eq(mcfs_alloc_resize(a, &bad, 8 * K), -EINVAL);
 	bad = f;
-	bad.handle ^= 0x40000000;
+	bad.offset += 1;
 	cr_assert_eq(mcfs_alloc_resize(a, &bad, 8 * K), -EINVAL);
-	/* A freed range cannot be resized. */
+	cr_assert_eq(stats(a).free, 0);
+	cr_assert_eq(f.len, 1 * M - 64 * K);
+	/* A freed range cannot be resized, nor one that is partly free. */
 	g = e;
-	mcfs_alloc_put(a, e.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
+	st = stats(a);
 	cr_assert_eq(mcfs_alloc_resize(a, &g, 8 * K), -EINVAL);
-	mcfs_alloc_put(a, f.handle);
+	cr_assert_eq(mcfs_alloc_resize(a, &g, 128 * K), -EINVAL);
+	bad = (struct mcfs_extent){.offset = 32 * K, .len = 64 * K};
+	cr_assert_eq(mcfs_alloc_resize(a, &bad, 8 * K), -EINVAL);
+	struct mcfs_alloc_stats now = stats(a);
+	assert_stats_eq(&now, &st);
+	cr_assert_eq(mcfs_alloc_put(a, &f), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -323,14 +341,14 @@ Test(alloc, max_allocs)
 		cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e[i]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e[4]), -ENOSPC);
 	cr_assert_eq(stats(a).nr_allocs, 4);
-	mcfs_alloc_put(a, e[2].handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e[2]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e[4]), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e[2]), -ENOSPC);
 	/* Worst case for free ranges: every other unit free, max_allocs live. */
 	for (int i = 0; i < 4; i++)
 		if (i != 2)
-			mcfs_alloc_put(a, e[i].handle);
-	mcfs_alloc_put(a, e[4].handle);
+			cr_assert_eq(mcfs_alloc_put(a, &e[i]), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &e[4]), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -347,43 +365,126 @@ Test(alloc, many_small)
 		cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e[i]), 0);
 	/* Every other one freed: the most free ranges there can be. */
 	for (int i = 0; i < N; i += 2)
-		mcfs_alloc_put(a, e[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &e[i]), 0);
 	cr_assert_eq(stats(a).nr_free_ranges, N / 2 + 1);
 	for (int i = 1; i < N; i += 2)
 		cr_assert_eq(mcfs_alloc_resize(a, &e[i], 4 * K), 0);
 	for (int i = 1; i < N; i += 2)
-		mcfs_alloc_put(a, e[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &e[i]), 0);
 	assert_empty(a);
 	free(e);
 	mcfs_alloc_destroy(a);
 }
 
-Test(alloc, double_free_and_stale_handles)
+/* A put that must be refused: -EINVAL and nothing changed. */
+static void put_einval(struct mcfs_alloc *a, uint64_t offset, uint64_t len)
 {
+	struct mcfs_extent x = {.offset = offset, .len = len};
+	struct mcfs_alloc_stats before = stats(a), now;
+	int ret = mcfs_alloc_put(a, &x);
+
+	cr_assert_eq(ret, -EINVAL, "put [%llu, +%llu): %d", (unsigned long long)offset,
+		     (unsigned long long)len, ret);
+	now = stats(a);
+	assert_stats_eq(&now, &before);
+}
+
+/* A resize that must be refused: -EINVAL and nothing changed. */
+static void resize_einval(struct mcfs_alloc *a, uint64_t offset, uint64_t len, uint64_t new_len)
+{
+	struct mcfs_extent x = {.offset = offset, .len = len};
+	struct mcfs_alloc_stats before = stats(a), now;
+	int ret = mcfs_alloc_resize(a, &x, new_len);
+
+	cr_assert_eq(ret, -EINVAL, "resize [%llu, +%llu) to %llu: %d", (unsigned long long)offset,
+		     (unsigned long long)len, (unsigned long long)new_len, ret);
+	now = stats(a);
+	assert_stats_eq(&now, &before);
+}
+
+Test(alloc, double_free_and_bad_ranges)
+{
+	const uint64_t top = UINT64_MAX - (MCFS_ALLOC_ALIGN - 1);
 	struct mcfs_alloc *a = mk(1 * M, 16);
-	struct mcfs_extent e, f, g;
+	struct mcfs_extent e, f, h;
 	struct mcfs_alloc_stats st;
 
 	cr_assert_eq(mcfs_alloc_get(a, 64 * K, &e), 0);
 	cr_assert_eq(mcfs_alloc_get(a, 64 * K, &f), 0);
-	mcfs_alloc_put(a, e.handle);
-	mcfs_alloc_put(a, e.handle);
+	cr_assert_eq(e.offset, 0);
+	cr_assert_eq(f.offset, 64 * K);
+	cr_assert_eq(mcfs_alloc_reserve(a, 1 * M - 64 * K, 64 * K, &h), 0);
+	/* Free: [0, 64K), [128K, 960K); live: f = [64K, 128K), h = [960K, 1M). */
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
 	st = stats(a);
-	cr_assert_eq(st.nr_allocs, 1);
-	cr_assert_eq(st.used, 64 * K);
-	/* The node behind e's handle is reused by g: e's handle must still not free g. */
-	cr_assert_eq(mcfs_alloc_get(a, 64 * K, &g), 0);
-	cr_assert_eq(g.offset, e.offset);
-	mcfs_alloc_put(a, e.handle);
-	cr_assert_eq(stats(a).nr_allocs, 2);
-	cr_assert_eq(stats(a).used, 128 * K);
-	/* Handles that never existed. */
-	mcfs_alloc_put(a, UINT32_MAX);
-	mcfs_alloc_put(a, 12345);
-	mcfs_alloc_put(a, f.handle + 1);
-	cr_assert_eq(stats(a).nr_allocs, 2);
-	mcfs_alloc_put(a, f.handle);
-	mcfs_alloc_put(a, g.handle);
+	cr_assert_eq(st.nr_allocs, 2);
+	cr_assert_eq(st.used, 128 * K);
+	cr_assert_eq(st.nr_free_ranges, 2);
+
+	/* Double free, and resize of the freed range. */
+	put_einval(a, e.offset, e.len);
+	resize_einval(a, e.offset, e.len, 4 * K);
+	/* Ranges never allocated. */
+	put_einval(a, 4 * K, 4 * K);
+	put_einval(a, 512 * K, 64 * K);
+	put_einval(a, 128 * K, 832 * K);
+	/* Straddling live and free pages. */
+	put_einval(a, 32 * K, 64 * K);	 /* free, then the start of f */
+	put_einval(a, 96 * K, 64 * K);	 /* the end of f, then free */
+	put_einval(a, 0, 128 * K);	 /* free, then all of f */
+	put_einval(a, 64 * K, 68 * K);	 /* all of f, then one free page */
+	put_einval(a, 896 * K, 128 * K); /* free, then all of h */
+	put_einval(a, 0, 1 * M);	 /* everything */
+	resize_einval(a, 32 * K, 64 * K, 4 * K);
+	resize_einval(a, 64 * K, 68 * K, 64 * K);
+	/* Misaligned offsets, even where the pages are live. */
+	put_einval(a, f.offset + 1, f.len);
+	put_einval(a, f.offset + 2 * K, 4 * K);
+	put_einval(a, h.offset - 1, h.len);
+	resize_einval(a, f.offset + 1, f.len, 4 * K);
+	/* Zero length. */
+	put_einval(a, f.offset, 0);
+	put_einval(a, 0, 0);
+	put_einval(a, 1 * M, 0);
+	/* Past the end, or wrapping around. */
+	put_einval(a, h.offset, h.len + 4 * K);
+	put_einval(a, 1 * M, 4 * K);
+	put_einval(a, 8 * T, 4 * K);
+	put_einval(a, top, 4 * K);
+	put_einval(a, h.offset, top);
+	put_einval(a, top, top);
+	resize_einval(a, h.offset, h.len + 4 * K, 4 * K);
+	resize_einval(a, 1 * M, 4 * K, 4 * K);
+	/* new_len 0 on a live range. */
+	resize_einval(a, f.offset, f.len, 0);
+
+	/* After all that, f and h are still live, and free as handed out. */
+	st = stats(a);
+	cr_assert_eq(st.nr_allocs, 2);
+	cr_assert_eq(st.used, 128 * K);
+	cr_assert_eq(mcfs_alloc_put(a, &f), 0);
+	put_einval(a, f.offset, f.len);
+	cr_assert_eq(mcfs_alloc_put(a, &h), 0);
+	put_einval(a, h.offset, h.len);
+	assert_empty(a);
+	mcfs_alloc_destroy(a);
+}
+
+/* A range freed can be reserved again exactly, and freed again. */
+Test(alloc, put_then_reserve_same_range)
+{
+	struct mcfs_alloc *a = mk(1 * M, 16);
+	struct mcfs_extent e, r;
+
+	cr_assert_eq(mcfs_alloc_get(a, 64 * K, &e), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
+	assert_empty(a);
+	cr_assert_eq(mcfs_alloc_reserve(a, e.offset, e.len, &r), 0);
+	cr_assert_eq(r.offset, e.offset);
+	cr_assert_eq(r.len, e.len);
+	cr_assert_eq(stats(a).used, 64 * K);
+	cr_assert_eq(stats(a).nr_allocs, 1);
+	cr_assert_eq(mcfs_alloc_put(a, &r), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -400,8 +501,8 @@ Test(alloc, huge_segment)
 	cr_assert_eq(mcfs_alloc_get(a, 8 * T - MCFS_ALLOC_ALIGN, &f), 0);
 	cr_assert_eq(f.offset, 8 * T);
 	cr_assert_eq(stats(a).free, 0);
-	mcfs_alloc_put(a, e.handle);
-	mcfs_alloc_put(a, f.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &f), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -478,7 +579,7 @@ Test(alloc, random_against_model)
 				m.live[m.nlive++] = e;
 			} else {
 				cr_assert_eq(ret, -ENOSPC);
-				/* Only when no handle is left or no free range is large enough. */
+				/* Only with max_allocs ranges live or no free range big enough. */
 				uint64_t need = (len + MCFS_ALLOC_ALIGN - 1) / MCFS_ALLOC_ALIGN;
 				uint64_t largest = model_largest(&m);
 
@@ -492,10 +593,15 @@ Test(alloc, random_against_model)
 
 			model_mark(&m, &m.live[i], false);
 			m.used -= m.live[i].len;
-			mcfs_alloc_put(a, m.live[i].handle);
-			/* A second free of the same handle must change nothing. */
-			if (rand_r(&seed) % 8 == 0)
-				mcfs_alloc_put(a, m.live[i].handle);
+			cr_assert_eq(mcfs_alloc_put(a, &m.live[i]), 0);
+			/* A second free of the same range is refused and changes nothing. */
+			if (rand_r(&seed) % 8 == 0) {
+				struct mcfs_alloc_stats before = stats(a), now;
+
+				cr_assert_eq(mcfs_alloc_put(a, &m.live[i]), -EINVAL, "op %d", op);
+				now = stats(a);
+				assert_stats_eq(&now, &before);
+			}
 			m.live[i] = m.live[--m.nlive];
 		} else {
 			uint32_t i = (uint32_t)rand_r(&seed) % m.nlive;
@@ -528,8 +634,10 @@ Test(alloc, random_against_model)
 				     op);
 		}
 	}
-	while (m.nlive)
-		mcfs_alloc_put(a, m.live[--m.nlive].handle);
+	while (m.nlive) {
+		m.nlive--;
+		cr_assert_eq(mcfs_alloc_put(a, &m.live[m.nlive]), 0);
+	}
 	assert_empty(a);
 	free(m.live);
 	free(m.bits);
@@ -554,16 +662,6 @@ static bool model_any(const struct model *m, uint64_t offset, uint64_t len)
 		if (model_test(m, u))
 			return true;
 	return false;
-}
-
-static void assert_stats_eq(const struct mcfs_alloc_stats *x, const struct mcfs_alloc_stats *y)
-{
-	cr_assert_eq(x->size, y->size);
-	cr_assert_eq(x->used, y->used);
-	cr_assert_eq(x->free, y->free);
-	cr_assert_eq(x->largest_free, y->largest_free);
-	cr_assert_eq(x->nr_allocs, y->nr_allocs);
-	cr_assert_eq(x->nr_free_ranges, y->nr_free_ranges);
 }
 
 /* Reserve a range that must be free, and check what comes back. */
@@ -617,40 +715,37 @@ Test(alloc, reserve_positions)
 	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e), -ENOSPC);
 	cr_assert_eq(mcfs_alloc_reserve(a, 4 * K, 4 * K, &e), -EEXIST);
 
-	/* Handles from a reserve are those of mcfs_alloc_get(): distinct and resizable. */
-	cr_assert_neq(s.handle, mid.handle);
-	cr_assert_neq(gap1.handle, gap2.handle);
-	cr_assert_neq(end.handle, gap2.handle);
+	/* Ranges from a reserve resize and free as those from mcfs_alloc_get(). */
 	cr_assert_eq(mcfs_alloc_resize(a, &mid, 16 * K), 0);
 	assert_shape(a, 1 * M - 48 * K, 5, 1, 48 * K);
 	cr_assert_eq(mcfs_alloc_resize(a, &mid, 64 * K), 0);
 	assert_shape(a, 1 * M, 5, 0, 0);
 
 	/* Freed in an order that coalesces on both sides. */
-	mcfs_alloc_put(a, mid.handle);
-	mcfs_alloc_put(a, mid.handle); /* a second put changes nothing */
+	cr_assert_eq(mcfs_alloc_put(a, &mid), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &mid), -EINVAL); /* a second put changes nothing */
 	assert_shape(a, 1 * M - 64 * K, 4, 1, 64 * K);
-	mcfs_alloc_put(a, s.handle);
-	mcfs_alloc_put(a, end.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &s), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &end), 0);
 	assert_shape(a, 832 * K, 2, 3, 64 * K);
-	mcfs_alloc_put(a, gap2.handle);
-	mcfs_alloc_put(a, gap1.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &gap2), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &gap1), 0);
 	assert_empty(a);
 	/* And the space is whole again. */
 	cr_assert_eq(mcfs_alloc_get(a, 1 * M, &e), 0);
 	cr_assert_eq(e.offset, 0);
-	mcfs_alloc_put(a, e.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
 	mcfs_alloc_destroy(a);
 
 	/* The whole segment at once, in one whose size is not a multiple of the alignment. */
 	a = mk(1 * M + 100, 4);
 	e = rsv(a, 0, 1 * M);
 	assert_shape(a, 1 * M, 1, 0, 0);
-	mcfs_alloc_put(a, e.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
 	assert_empty(a);
 	e = rsv(a, 1 * M - 4 * K, 4 * K);
 	assert_shape(a, 4 * K, 1, 1, 1 * M - 4 * K);
-	mcfs_alloc_put(a, e.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -677,22 +772,22 @@ Test(alloc, reserve_adjacent)
 	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e), 0);
 	cr_assert_geq(e.offset, 260 * K);
 	cr_assert_leq(e.offset + e.len, 764 * K);
-	mcfs_alloc_put(a, e.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
 	rest = rsv(a, 260 * K, 504 * K);
 	assert_shape(a, 1 * M, UP + DOWN + 3, 0, 0);
 
 	/* Every other one freed: each a free range of its own. */
 	for (int i = 0; i < UP; i += 2)
-		mcfs_alloc_put(a, up[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &up[i]), 0);
 	assert_shape(a, 1 * M - 128 * K, UP / 2 + DOWN + 3, UP / 2, 4 * K);
 	for (int i = 1; i < UP; i += 2)
-		mcfs_alloc_put(a, up[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &up[i]), 0);
 	assert_shape(a, 768 * K, DOWN + 3, 1, 256 * K);
-	mcfs_alloc_put(a, rest.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &rest), 0);
 	for (int i = DOWN - 1; i >= 0; i--)
-		mcfs_alloc_put(a, down[i].handle);
-	mcfs_alloc_put(a, lo.handle);
-	mcfs_alloc_put(a, hi.handle);
+		cr_assert_eq(mcfs_alloc_put(a, &down[i]), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &lo), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &hi), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -728,10 +823,10 @@ Test(alloc, reserve_overlap)
 	f1 = rsv(a, 64 * K, 192 * K);
 	f2 = rsv(a, 320 * K, 704 * K);
 	assert_shape(a, 1 * M, 4, 0, 0);
-	mcfs_alloc_put(a, f1.handle);
-	mcfs_alloc_put(a, f2.handle);
-	mcfs_alloc_put(a, g.handle);
-	mcfs_alloc_put(a, r.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &f1), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &f2), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &g), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &r), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -768,7 +863,7 @@ Test(alloc, reserve_einval)
 	/* Misaligned is -EINVAL even where the range is also allocated. */
 	e = rsv(a, 0, 64 * K);
 	cr_assert_eq(mcfs_alloc_reserve(a, 2 * K, 4 * K, &e), -EINVAL);
-	mcfs_alloc_put(a, e.handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -784,15 +879,15 @@ Test(alloc, reserve_enospc)
 	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e[2]), 0);
 	before = stats(a);
 	cr_assert_eq(mcfs_alloc_reserve(a, 256 * K, 4 * K, &x), -ENOSPC);
-	/* An overlap is reported as such even with no handle left. */
+	/* An overlap is reported as such even with max_allocs ranges live. */
 	cr_assert_eq(mcfs_alloc_reserve(a, 512 * K, 4 * K, &x), -EEXIST);
 	struct mcfs_alloc_stats now = stats(a);
 	assert_stats_eq(&now, &before);
-	mcfs_alloc_put(a, e[1].handle);
+	cr_assert_eq(mcfs_alloc_put(a, &e[1]), 0);
 	x = rsv(a, 256 * K, 4 * K);
-	mcfs_alloc_put(a, x.handle);
-	mcfs_alloc_put(a, e[0].handle);
-	mcfs_alloc_put(a, e[2].handle);
+	cr_assert_eq(mcfs_alloc_put(a, &x), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &e[0]), 0);
+	cr_assert_eq(mcfs_alloc_put(a, &e[2]), 0);
 	assert_empty(a);
 	mcfs_alloc_destroy(a);
 }
@@ -849,7 +944,7 @@ Test(alloc, reserve_then_fill)
 	while (m.nlive) {
 		uint32_t i = (uint32_t)rand_r(&seed) % m.nlive;
 
-		mcfs_alloc_put(a, m.live[i].handle);
+		cr_assert_eq(mcfs_alloc_put(a, &m.live[i]), 0);
 		m.live[i] = m.live[--m.nlive];
 	}
 	assert_empty(a);
@@ -908,7 +1003,7 @@ Test(alloc, reserve_any_order)
 				     -EEXIST);
 		}
 		for (uint32_t i = 0; i < N; i++)
-			mcfs_alloc_put(a, e[perm[(i * 7919u) % N]].handle);
+			cr_assert_eq(mcfs_alloc_put(a, &e[perm[(i * 7919u) % N]]), 0);
 		assert_empty(a);
 		mcfs_alloc_destroy(a);
 	}
@@ -923,7 +1018,7 @@ Test(alloc, reserve_million_sorted)
 {
 	enum { N = 1000000 };
 	struct mcfs_alloc *a = mk(64 * G, N);
-	uint32_t *h = calloc(N, sizeof(*h));
+	struct mcfs_extent *h = calloc(N, sizeof(*h));
 	unsigned seed = 99;
 	uint64_t off = 0, used = 0;
 	struct mcfs_extent e;
@@ -933,16 +1028,15 @@ Test(alloc, reserve_million_sorted)
 		uint64_t len = ((uint64_t)(rand_r(&seed) % 16) + 1) * 4 * K;
 
 		off += (uint64_t)(rand_r(&seed) % 4) * 4 * K;
-		cr_assert_eq(mcfs_alloc_reserve(a, off, len, &e), 0, "range %u", i);
-		h[i] = e.handle;
+		cr_assert_eq(mcfs_alloc_reserve(a, off, len, &h[i]), 0, "range %u", i);
 		off += len;
 		used += len;
 	}
 	cr_assert_eq(stats(a).used, used);
 	cr_assert_eq(stats(a).nr_allocs, N);
-	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e), -ENOSPC); /* no handle left */
+	cr_assert_eq(mcfs_alloc_get(a, 4 * K, &e), -ENOSPC); /* max_allocs ranges live */
 	for (uint32_t i = 0; i < N; i++)
-		mcfs_alloc_put(a, h[i]);
+		cr_assert_eq(mcfs_alloc_put(a, &h[i]), 0, "range %u", i);
 	assert_empty(a);
 	free(h);
 	mcfs_alloc_destroy(a);
@@ -981,7 +1075,7 @@ Test(alloc, random_with_reserve)
 
 			model_mark(&m, &m.live[i], false);
 			m.used -= m.live[i].len;
-			mcfs_alloc_put(a, m.live[i].handle);
+			cr_assert_eq(mcfs_alloc_put(a, &m.live[i]), 0);
 			m.live[i] = m.live[--m.nlive];
 		} else if (r < 70 && m.nlive) {
 			uint32_t i = (uint32_t)rand_r(&seed) % m.nlive;
@@ -1061,8 +1155,10 @@ Test(alloc, random_with_reserve)
 	cr_assert_gt(nres_ok, 1000);
 	cr_assert_gt(nres_exist, 100);
 	cr_assert_gt(nres_nospc, 0);
-	while (m.nlive)
-		mcfs_alloc_put(a, m.live[--m.nlive].handle);
+	while (m.nlive) {
+		m.nlive--;
+		cr_assert_eq(mcfs_alloc_put(a, &m.live[m.nlive]), 0);
+	}
 	assert_empty(a);
 	free(m.live);
 	free(m.bits);

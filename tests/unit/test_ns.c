@@ -562,9 +562,8 @@ static struct mcfs_rep rep_on(uint32_t node)
 {
 	return (struct mcfs_rep){.node_id = node,
 				 .seg_id = node * 10,
-				 .page = node,
+				 .page = node + 100,
 				 .pages = 1,
-				 .handle = node + 100,
 				 .tier = 1,
 				 .state = 2};
 }
@@ -594,7 +593,7 @@ Test(ns, object_replica_lists)
 	cr_assert_eq(mcfs_obj_set_reps(o, v, 3), 0);
 	rep_nodes(o, buf);
 	cr_assert_str_eq(buf, "1,2,3");
-	cr_assert_eq(mcfs_obj_reps(o)[2].handle, 103);
+	cr_assert_eq(mcfs_obj_reps(o)[2].page, 103);
 	/* The list may be set from itself. */
 	cr_assert_eq(mcfs_obj_set_reps(o, mcfs_obj_reps(o) + 1, 2), 0);
 	rep_nodes(o, buf);
