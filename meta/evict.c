@@ -158,7 +158,7 @@ static void scan_one(struct scan *sc, const struct mcfs_inode *in)
 	    !has_rep_on(&in->u.file.obj, sc->node_id, sc->need_space))
 		return;
 	c.ino = in->ino;
-	c.atime = in->u.file.atime;
+	c.atime = in->lru;
 	c.age = age_of(sc->base, c.atime);
 	if (soft_pinned(in, sc->now_ms)) {
 		sc->seen_s++;
@@ -197,7 +197,7 @@ static bool evict_cand(struct mcfs_master *m, const struct mcfs_evict_cand *c, u
 {
 	struct mcfs_inode *in = mcfs_ns_get(&m->ns, c->ino);
 
-	if (!in || !mcfs_evict_allowed(in, now_ms, pass) || in->u.file.atime != c->atime ||
+	if (!in || !mcfs_evict_allowed(in, now_ms, pass) || in->lru != c->atime ||
 	    !has_rep_on(&in->u.file.obj, node_id, false))
 		return false;
 	evict_inode(m, in, now_ms, now_ns);

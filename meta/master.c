@@ -236,10 +236,11 @@ static void range_free(struct mcfs_master *m, uint64_t node_id, uint32_t seg_id,
 
 static void rep_free(struct mcfs_master *m, const struct mcfs_rep *rep)
 {
+	const struct mcfs_node *n = mcfs_master_node(m, rep->node_id);
 	struct mcfs_extent ext = mcfs_rep_ext(rep);
 
-	if (rep->pages)
-		range_free(m, rep->node_id, rep->seg_id, &ext);
+	if (rep->pages && n)
+		range_free(m, rep->node_id, n->seg_id, &ext);
 }
 
 /* Free every replica's space and the list. */
@@ -325,7 +326,8 @@ static void rep_defer_free(struct mcfs_master *m, const struct mcfs_rep *rep, ui
 	}
 	d->free_ms = lease_ms;
 	d->node_id = rep->node_id;
-	d->seg_id = rep->seg_id;
+	d->seg_id =
+	    mcfs_master_node(m, rep->node_id) ? mcfs_master_node(m, rep->node_id)->seg_id : 0;
 	d->page = rep->page;
 	d->pages = rep->pages;
 	d->next = m->dropped;
@@ -464,7 +466,7 @@ static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *
 
 		if (!S_ISREG(in->mode))
 			continue;
-		if (in->flags & MCFS_I_PENDING ? in->u.file.creator != n->id
+		if (in->flags & MCFS_I_PENDING ? mcfs_file_creator(in) != n->id
 					       : !obj_strip_node(obj, n->id))
 			continue;
 		if (!(in->flags & MCFS_I_PENDING) && obj->nrep) {
@@ -505,7 +507,7 @@ static void fill_attr(struct mcfs_attr *a, const struct mcfs_inode *in)
 	a->uid = in->uid;
 	a->gid = in->gid;
 	a->nlink = mcfs_ns_nlink(in);
-	a->atime_ns = in->atime_ns;
+	a->atime_ns = mcfs_inode_atime(in);
 	a->mtime_ns = in->mtime_ns;
 	a->ctime_ns = in->ctime_ns;
 	a->size = 0;
@@ -529,7 +531,7 @@ static void fill_rep(const struct mcfs_master *m, struct mcfs_replica *out,
 	struct mcfs_grant g;
 
 	out->node_id = rep->node_id;
-	out->seg_id = rep->seg_id;
+	out->seg_id = n ? n->seg_id : 0;
 	out->tier = rep->tier;
 	out->state = rep->state;
 	out->offset = mcfs_rep_offset(rep);
@@ -573,7 +575,7 @@ static void lease_extend(struct mcfs_req *r, struct mcfs_obj *obj)
 /* An access, for eviction's LRU order. */
 static void touch(struct mcfs_req *r, struct mcfs_inode *in)
 {
-	in->u.file.atime = mcfs_lru_clock(r->now_ms);
+	in->lru = mcfs_lru_clock(r->now_ms);
 }
 
 static int get_inode(struct mcfs_req *r, uint64_t ino, struct mcfs_inode **out)
@@ -792,26 +794,40 @@ static int do_setattr(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
 	struct mcfs_inode *in;
+	int64_t atime, mtime;
 	int ret = get_inode(r, q->ino, &in);
 
 	if (ret)
 		return ret;
 	if (q->valid & ~SET_ALL)
 		return -EINVAL;
+	/* The atime first: the only change that can fail (an atime apart from mtime needs room). */
+	atime = mcfs_inode_atime(in);
+	mtime = in->mtime_ns;
+	if (q->valid & MCFS_SET_ATIME_NOW)
+		atime = r->now_ns;
+	else if (q->valid & MCFS_SET_ATIME)
+		atime = q->atime_ns;
+	if (q->valid & MCFS_SET_MTIME_NOW)
+		mtime = r->now_ns;
+	else if (q->valid & MCFS_SET_MTIME)
+		mtime = q->mtime_ns;
+	if (mtime != in->mtime_ns || atime != mcfs_inode_atime(in)) {
+		int64_t old = in->mtime_ns;
+
+		in->mtime_ns = mtime;
+		ret = mcfs_ns_set_atime(in, atime);
+		if (ret) {
+			in->mtime_ns = old;
+			return ret;
+		}
+	}
 	if (q->valid & MCFS_SET_MODE)
 		in->mode = (in->mode & S_IFMT) | (q->mode & 07777);
 	if (q->valid & MCFS_SET_UID)
 		in->uid = q->uid;
 	if (q->valid & MCFS_SET_GID)
 		in->gid = q->gid;
-	if (q->valid & MCFS_SET_ATIME_NOW)
-		in->atime_ns = r->now_ns;
-	else if (q->valid & MCFS_SET_ATIME)
-		in->atime_ns = q->atime_ns;
-	if (q->valid & MCFS_SET_MTIME_NOW)
-		in->mtime_ns = r->now_ns;
-	else if (q->valid & MCFS_SET_MTIME)
-		in->mtime_ns = q->mtime_ns;
 	in->ctime_ns = r->now_ns;
 	fill_attr(&r->out->attr, in);
 	return 0;
@@ -895,7 +911,7 @@ static int do_create(struct mcfs_req *r)
 		return ret;
 	inherit(r, in, dir);
 	in->flags |= MCFS_I_PENDING;
-	in->u.file.creator = (uint32_t)r->caller;
+	mcfs_file_set_creator(in, (uint32_t)r->caller);
 	fill_attr(&r->out->attr, in);
 	return 0;
 }
@@ -1091,7 +1107,6 @@ static void put_rep_get(const struct mcfs_put_rep *pr, uint8_t state, struct mcf
 {
 	memset(rep, 0, sizeof(*rep));
 	rep->node_id = (uint32_t)pr->node_id;
-	rep->seg_id = pr->seg_id;
 	if (pr->has_range) {
 		rep->page = (uint32_t)(pr->ext.offset / MCFS_ALLOC_ALIGN);
 		rep->pages = (uint32_t)(pr->ext.len / MCFS_ALLOC_ALIGN);
@@ -2004,7 +2019,7 @@ static void put_expire(struct mcfs_master *m, struct mcfs_put *p, uint64_t now_m
 	put_free(m, p);
 	in = mcfs_ns_get(&m->ns, ino);
 	if (!write || !in || !S_ISREG(in->mode) || !(in->flags & MCFS_I_PENDING) ||
-	    in->u.file.creator != writer)
+	    mcfs_file_creator(in) != writer)
 		return;
 	HASH_ITER(hh, m->puts, q, tmp)
 	{

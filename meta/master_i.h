@@ -180,7 +180,7 @@ struct mcfs_node *mcfs_master_node(const struct mcfs_master *m, uint64_t id);
 /* Can the caller see in? A pending file is its creator node's alone. */
 static inline bool mcfs_master_visible(const struct mcfs_req *r, const struct mcfs_inode *in)
 {
-	return !(in->flags & MCFS_I_PENDING) || (r->caller && in->u.file.creator == r->caller);
+	return !(in->flags & MCFS_I_PENDING) || (r->caller && mcfs_file_creator(in) == r->caller);
 }
 
 /* Milliseconds from now to deadline, 0 when it has passed or is unset. */

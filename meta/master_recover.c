@@ -346,7 +346,6 @@ static void attrs_apply(struct mcfs_inode *in, const struct mcfs_rec *rec)
 	in->gid = rec->gid;
 	in->mtime_ns = rec->mtime_ns;
 	in->ctime_ns = rec->ctime_ns;
-	in->atime_ns = rec->mtime_ns;
 	in->replica_num = rec->replica_num;
 	in->flags = (uint8_t)((in->flags & ~(MCFS_I_SOFT_PIN | MCFS_I_HARD_PIN)) |
 			      (rec->flags & (MCFS_I_SOFT_PIN | MCFS_I_HARD_PIN)));
@@ -507,7 +506,6 @@ static uint8_t reserve_reps(struct mcfs_node *n, const struct mcfs_rec *rec, str
 
 		memset(rep, 0, sizeof(*rep));
 		rep->node_id = (uint32_t)n->id;
-		rep->seg_id = n->seg_id;
 		rep->tier = rec->rep[i].tier ? rec->rep[i].tier : MCFS_TIER_DRAM;
 		rep->state = MCFS_REP_COMPLETE;
 		if (rec->rep[i].len) {

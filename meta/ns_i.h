@@ -34,10 +34,11 @@
 /*
  * One replica of an object: a range of one node's segment, in allocator
  * pages (MCFS_ALLOC_ALIGN bytes; the allocator counts in 32-bit pages too).
+ * A node has one segment for its life (its id is never reused), so the
+ * node's record names the segment.
  */
 struct mcfs_rep {
 	uint32_t node_id;
-	uint32_t seg_id;
 	uint32_t page;	/* offset / MCFS_ALLOC_ALIGN */
 	uint32_t pages; /* length reserved; 0 for an empty object, which holds no range */
 	uint8_t tier;	/* MCFS_TIER_* */
@@ -73,13 +74,13 @@ static inline struct mcfs_extent mcfs_rep_ext(const struct mcfs_rep *r)
 struct mcfs_obj {
 	uint64_t version;
 	uint64_t size;
-	uint64_t lease_ms; /* read lease deadline, monotonic ms; 0 when never leased */
-	uint32_t crc;
-	uint8_t nrep; /* complete replicas, 0..MCFS_MAX_REPLICAS */
 	union {
 		struct mcfs_rep one;   /* nrep <= 1 */
 		struct mcfs_rep *many; /* nrep > 1: owned, nrep entries */
 	} reps;
+	uint64_t lease_ms; /* read lease deadline, monotonic ms; 0 when never leased */
+	uint32_t crc;
+	uint8_t nrep; /* complete replicas, 0..MCFS_MAX_REPLICAS */
 };
 
 /* The replicas of o, nrep of them. Valid until the list next changes. */
@@ -108,7 +109,8 @@ void mcfs_obj_fini(struct mcfs_obj *o);
 #define MCFS_I_PENDING	0x1 /* created, not yet published */
 #define MCFS_I_SOFT_PIN 0x2
 #define MCFS_I_HARD_PIN 0x4
-#define MCFS_I_EXT	0x8 /* iname holds a pointer to a struct mcfs_inode_ext */
+#define MCFS_I_EXT	0x8  /* iname holds a pointer to a struct mcfs_inode_ext */
+#define MCFS_I_ATIME	0x10 /* the ext holds an atime other than mtime */
 
 struct mcfs_xattr {
 	char *name;	/* owned, NUL-terminated */
@@ -126,12 +128,14 @@ struct mcfs_xattrs {
 
 /*
  * What few inodes need: a name longer than the one the inode was created
- * with (a rename), and user.* attributes. Allocated on first need and kept
- * until the inode goes.
+ * with (a rename), user.* attributes, and an access time set apart from
+ * the modification time. Allocated on first need and kept until the inode
+ * goes.
  */
 struct mcfs_inode_ext {
 	char *name;		   /* owned, NUL-terminated: the inode's name */
 	struct mcfs_xattrs xattrs; /* n == 0: none */
+	int64_t atime_ns;	   /* with MCFS_I_ATIME */
 };
 
 /*
@@ -150,30 +154,34 @@ struct mcfs_inode_ext {
  */
 struct mcfs_inode {
 	uint64_t ino;
-	uint64_t seq; /* readdir cookie within the parent */
-	int64_t atime_ns, mtime_ns, ctime_ns;
-	uint32_t parent;     /* 0 for the root */
-	uint32_t prev, next; /* siblings, in cookie order */
+	uint64_t seq;		    /* readdir cookie within the parent */
+	int64_t mtime_ns, ctime_ns; /* the atime: mcfs_inode_atime() */
+	uint32_t parent;	    /* 0 for the root */
+	uint32_t prev, next;	    /* siblings, in cookie order */
 	uint32_t mode, uid, gid;
 	uint8_t namelen; /* 1..255 (0 for the root) */
 	uint8_t namecap; /* bytes iname can hold, NUL not counted; at least 7 */
 	uint8_t flags;	 /* MCFS_I_* */
 	uint8_t replica_num;
+	/*
+	 * A file's last access (publish, GET, LEASE) on the master's LRU clock
+	 * (mcfs_lru_clock()), for eviction; unused by other inodes. Here
+	 * rather than in u.file it fills what would be padding.
+	 */
+	uint32_t lru;
 	union {
 		struct {
 			uint32_t head, tail; /* children */
 			uint32_t nsubdirs;
 		} dir;
 		struct {
-			struct mcfs_obj obj;
-			uint64_t pin_ms;  /* soft pin deadline, monotonic ms; 0 when none */
-			uint32_t creator; /* node that created it while pending */
 			/*
-			 * Last access (publish, GET, LEASE) on the master's LRU
-			 * clock (mcfs_lru_clock()), for eviction. It fills what
-			 * was padding: it costs no memory.
+			 * While the file is pending it has no object (nrep
+			 * 0), and obj.reps.one.node_id names the node that
+			 * created it: mcfs_file_creator().
 			 */
-			uint32_t atime;
+			struct mcfs_obj obj;
+			uint64_t pin_ms; /* soft pin deadline, monotonic ms; 0 when none */
 		} file;
 		struct {
 			char *target; /* owned, NUL-terminated */
@@ -182,6 +190,17 @@ struct mcfs_inode {
 	} u;
 	char iname[];
 };
+
+/* The node that created pending file in (MCFS_I_PENDING). */
+static inline uint32_t mcfs_file_creator(const struct mcfs_inode *in)
+{
+	return in->u.file.obj.reps.one.node_id;
+}
+
+static inline void mcfs_file_set_creator(struct mcfs_inode *in, uint32_t node_id)
+{
+	in->u.file.obj.reps.one.node_id = node_id;
+}
 
 /* Where the process's inodes lie (set by the first mcfs_ns_init()). */
 extern uint8_t *mcfs_inode_base;
@@ -228,6 +247,14 @@ static inline const char *mcfs_inode_name(const struct mcfs_inode *in)
 	const struct mcfs_inode_ext *x = mcfs_inode_ext(in);
 
 	return x ? x->name : in->iname;
+}
+
+/* in's access time: its mtime unless one was set apart (MCFS_I_ATIME). */
+static inline int64_t mcfs_inode_atime(const struct mcfs_inode *in)
+{
+	const struct mcfs_inode_ext *x = mcfs_inode_ext(in);
+
+	return x && (in->flags & MCFS_I_ATIME) ? x->atime_ns : in->mtime_ns;
 }
 
 /* in's user.* attributes, or NULL when it has none. */
@@ -369,5 +396,11 @@ int mcfs_ns_xattr_set(struct mcfs_inode *in, const char *name, size_t nlen, cons
 		      size_t vlen, uint32_t flags, size_t max_bytes);
 /* 0 or -ENODATA. */
 int mcfs_ns_xattr_remove(struct mcfs_inode *in, const char *name, size_t nlen);
+
+/*
+ * Set in's access time. One equal to its mtime costs nothing; another is
+ * kept in the inode's ext. 0 or -ENOMEM (in unchanged).
+ */
+int mcfs_ns_set_atime(struct mcfs_inode *in, int64_t atime_ns);
 
 #endif

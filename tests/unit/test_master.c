@@ -733,6 +733,23 @@ Test(master, setattr)
 	cr_assert_gt(r.attr.atime_ns, 1000000000);
 	cr_assert_gt(r.attr.mtime_ns, 1000000000);
 
+	/* mtime alone leaves the atime where it was; atime alone, the mtime. */
+	q.valid = MCFS_SET_ATIME | MCFS_SET_MTIME;
+	q.atime_ns = q.mtime_ns = 5000;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.attr.atime_ns, 5000);
+	q.valid = MCFS_SET_MTIME;
+	q.mtime_ns = 6000;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.attr.atime_ns, 5000);
+	cr_assert_eq(r.attr.mtime_ns, 6000);
+	q.valid = MCFS_SET_ATIME;
+	q.atime_ns = 7000;
+	cr_assert_eq(call(s, &q, &r), 0);
+	cr_assert_eq(r.attr.atime_ns, 7000);
+	cr_assert_eq(r.attr.mtime_ns, 6000);
+	cr_assert_eq(attr_of(s, f).atime_ns, 7000);
+
 	q.valid = 0x80;
 	cr_assert_eq(call(s, &q, &r), -EINVAL);
 	q.valid = MCFS_SET_MODE;

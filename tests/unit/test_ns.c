@@ -560,12 +560,8 @@ Test(ns, renames_change_name_length)
 
 static struct mcfs_rep rep_on(uint32_t node)
 {
-	return (struct mcfs_rep){.node_id = node,
-				 .seg_id = node * 10,
-				 .page = node + 100,
-				 .pages = 1,
-				 .tier = 1,
-				 .state = 2};
+	return (struct mcfs_rep){
+	    .node_id = node, .page = node + 100, .pages = 1, .tier = 1, .state = 2};
 }
 
 /* The node ids of o's replicas, as "1,2,3". */
@@ -574,6 +570,39 @@ static void rep_nodes(const struct mcfs_obj *o, char *out)
 	out[0] = '\0';
 	for (uint8_t i = 0; i < o->nrep; i++)
 		sprintf(out + strlen(out), "%s%u", i ? "," : "", mcfs_obj_creps(o)[i].node_id);
+}
+
+/* The atime follows the mtime until one is set apart; that one stays. */
+Test(ns, atime_apart_from_mtime)
+{
+	struct mcfs_inode *f = mk(ns.root, "f", S_IFREG);
+
+	cr_assert_eq(mcfs_inode_atime(f), f->mtime_ns);
+	cr_assert_eq(mcfs_ns_set_atime(f, f->mtime_ns), 0);
+	cr_assert_null(mcfs_inode_ext(f), "an atime equal to the mtime took room");
+	f->mtime_ns += 10;
+	cr_assert_eq(mcfs_inode_atime(f), f->mtime_ns);
+	cr_assert_eq(mcfs_ns_set_atime(f, 5), 0);
+	cr_assert_eq(mcfs_inode_atime(f), 5);
+	f->mtime_ns += 10;
+	cr_assert_eq(mcfs_inode_atime(f), 5);
+	cr_assert_str_eq(mcfs_inode_name(f), "f");
+	cr_assert_null(mcfs_inode_xattrs(f));
+	/* Back to equal: still its own, so a later mtime change leaves it. */
+	cr_assert_eq(mcfs_ns_set_atime(f, f->mtime_ns), 0);
+	cr_assert_eq(mcfs_inode_atime(f), f->mtime_ns);
+	f->mtime_ns += 10;
+	cr_assert_eq(mcfs_inode_atime(f), f->mtime_ns - 10);
+}
+
+/* A pending file's creator lives in its empty replica list. */
+Test(ns, pending_file_creator)
+{
+	struct mcfs_inode *f = mk(ns.root, "f", S_IFREG);
+
+	mcfs_file_set_creator(f, 7);
+	cr_assert_eq(mcfs_file_creator(f), 7);
+	cr_assert_eq(f->u.file.obj.nrep, 0);
 }
 
 Test(ns, object_replica_lists)
@@ -616,7 +645,7 @@ Test(ns, object_replica_lists)
 	mcfs_obj_del_rep(o, 1);
 	cr_assert_eq(mcfs_obj_reps(o), &o->reps.one);
 	cr_assert_eq(o->reps.one.node_id, 2);
-	cr_assert_eq(o->reps.one.seg_id, 20);
+	cr_assert_eq(o->reps.one.page, 102);
 	mcfs_obj_del_rep(o, 0);
 	cr_assert_eq(o->nrep, 0);
 	cr_assert_eq(mcfs_obj_set_reps(o, v, 0), 0);
