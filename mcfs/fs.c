@@ -112,6 +112,7 @@ struct mcfs_fh {
 
 	/* The base version's replicas when none is local: fetched whole on first use. */
 	struct mcfs_remote *remote;
+	bool append;	   /* O_APPEND: every write goes at the end of what it holds */
 	uint32_t repnum;   /* the file's replica_num, as PUT_START reported it */
 	uint32_t unfilled; /* bit i: PUT_PLACE's copy i could not be written */
 
@@ -1744,8 +1745,11 @@ static void fh_choose_cache(struct mcfs_fh *fh, struct fuse_file_info *fi)
 
 	fi->keep_cache = 0;
 	fi->direct_io = 1;
-	/* Every handle reads its own version, whatever the kernel's size says. */
-	if (mcfs_kio_direct_io_mmap() || (fi->flags & O_DIRECT))
+	/*
+	 * Every handle reads its own version, whatever the kernel's size says;
+	 * an appending one writes where its own version ends (mcfs_write).
+	 */
+	if (mcfs_kio_direct_io_mmap() || (fi->flags & (O_DIRECT | O_APPEND)))
 		return;
 	if ((fi->flags & O_ACCMODE) == O_WRONLY)
 		return; /* write-only: straight into the put, no page copies */
@@ -1807,6 +1811,7 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 	fh = fh_new(n, ino, write);
 	if (!fh)
 		return -ENOMEM;
+	fh->append = write && (fi->flags & O_APPEND);
 	if (created) {
 		fh->base_dropped = true;
 		fh->dirty = true; /* an empty new file is published at close too */
@@ -1963,6 +1968,19 @@ static void mcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t s
 	int ret;
 
 	(void)ino;
+	if (fh->append) {
+		/*
+		 * The kernel puts an O_APPEND write at the size it has cached,
+		 * which is stale when another node rewrote the file since: the end
+		 * is that of the version this handle opened, and of its writes.
+		 */
+		ret = stage_reserve(fh, 0);
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		off = (off_t)fh->len;
+	}
 	if (off < 0 || (uint64_t)off > UINT64_MAX - size) {
 		fuse_reply_err(req, EINVAL);
 		return;

@@ -659,6 +659,28 @@ def test_file_gone_before_close_with_two_replicas(cluster, gone):
             assert read_file(p) == other, n.name
 
 
+@pytest.mark.parametrize("shrunk", [True, False])
+def test_append_after_another_node_rewrote(cluster, shrunk):
+    """O_APPEND through node A appends to the version A opens, not at the
+    size A's kernel cached before node B rewrote the file (shorter: no zeros
+    in between; longer: nothing of B's overwritten)."""
+    c = cluster(2)
+    a, b = c.nodes
+    pa, pb = os.path.join(a.mnt, "log"), os.path.join(b.mnt, "log")
+    write_file(pa, b"a" * 5000)
+    assert read_file(pa) == b"a" * 5000
+    assert os.stat(pa).st_size == 5000  # A's kernel caches the size
+    newer = b"b" * (10 if shrunk else 9000)
+    write_file(pb, newer)
+    with open(pa, "ab") as f:
+        f.write(b"xyz")
+        f.flush()
+        f.write(b"123")
+    for p in (pa, pb):
+        assert read_file(p) == newer + b"xyz123", p
+        assert os.stat(p).st_size == len(newer) + 6, p
+
+
 @pytest.mark.parametrize("how", ["unlinked", "replaced"])
 def test_put_after_the_name_went_elsewhere(cluster, how):
     """Close-to-open for writers: node A looked a name up; node B then
