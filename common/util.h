@@ -23,6 +23,17 @@ int mcfs_parse_ratio(const char *s, double *out);
 int mcfs_parse_hostport(const char *s, const char *def_host, char *host, size_t hostsz,
 			uint16_t *port);
 
+/* A 64-bit integer mixer (murmur3's finaliser), for hash tables keyed by integers. */
+static inline uint64_t mcfs_mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
 /* Monotonic and wall clocks in milliseconds / nanoseconds. */
 uint64_t mcfs_now_ms(void);
 uint64_t mcfs_now_ns(void); /* monotonic */

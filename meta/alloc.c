@@ -29,6 +29,8 @@
  */
 #include "meta/alloc.h"
 
+#include "common/util.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -204,12 +206,7 @@ static uint32_t free_run_start(const struct mcfs_alloc *a, uint32_t u)
 
 static uint32_t mix32(uint32_t x)
 {
-	x ^= x >> 16;
-	x *= 0x7feb352dU;
-	x ^= x >> 15;
-	x *= 0x846ca68bU;
-	x ^= x >> 16;
-	return x;
+	return (uint32_t)mcfs_mix64(x);
 }
 
 /* The free range that starts or ends at unit key, or NONE. */

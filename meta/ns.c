@@ -17,6 +17,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/util.h"
 #include "meta/proto.h"
 
 /* PERFORMANCE.md budgets the master's memory per object: an inode must not grow unnoticed. */
@@ -36,12 +37,12 @@ static uint64_t name_hash(const struct mcfs_inode *dir, const char *name, size_t
 
 static uint64_t hash_by_ino(const void *e)
 {
-	return mcfs_ptab_mix64(((const struct mcfs_inode *)e)->ino);
+	return mcfs_mix64(((const struct mcfs_inode *)e)->ino);
 }
 
 static uint64_t hash_by_seq(const void *e)
 {
-	return mcfs_ptab_mix64(((const struct mcfs_inode *)e)->seq);
+	return mcfs_mix64(((const struct mcfs_inode *)e)->seq);
 }
 
 static uint64_t hash_by_name(const void *e)
@@ -453,7 +454,7 @@ void mcfs_ns_fini(struct mcfs_ns *ns)
 
 struct mcfs_inode *mcfs_ns_get(const struct mcfs_ns *ns, uint64_t ino)
 {
-	return mcfs_ptab_find(&ns->by_ino, mcfs_ptab_mix64(ino), match_ino, &ino);
+	return mcfs_ptab_find(&ns->by_ino, mcfs_mix64(ino), match_ino, &ino);
 }
 
 struct mcfs_inode *mcfs_ns_lookup(const struct mcfs_ns *ns, const struct mcfs_inode *dir,
@@ -701,7 +702,7 @@ struct mcfs_inode *mcfs_ns_resume(const struct mcfs_ns *ns, const struct mcfs_in
 		return mcfs_ns_head(dir);
 	in = mcfs_ns_get(ns, cookie);
 	if (!in || in->seq != cookie)
-		in = mcfs_ptab_find(&ns->by_seq, mcfs_ptab_mix64(cookie), match_seq, &cookie);
+		in = mcfs_ptab_find(&ns->by_seq, mcfs_mix64(cookie), match_seq, &cookie);
 	if (in && mcfs_ns_parent(in) == dir)
 		return mcfs_ns_next(in);
 	/* The entry left dir: the listing goes on at the first larger cookie. */

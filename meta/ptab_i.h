@@ -87,15 +87,4 @@ static inline void *mcfs_ptab_find(const struct mcfs_ptab *t, uint64_t h,
  */
 void *mcfs_ptab_next(const struct mcfs_ptab *t, size_t *pos);
 
-/* A 64-bit integer mixer (murmur3's finaliser) for integer keys. */
-static inline uint64_t mcfs_ptab_mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 #endif

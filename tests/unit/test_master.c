@@ -293,8 +293,8 @@ static int release(struct mcfs_master_sess *s, uint64_t ino, uint64_t version, u
 }
 
 /* PUT_END by a writer that then closes its handle (its hold released), as most do. */
-static int put_end_keep(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
-			struct mcfs_attr *a)
+static int put_end_ex(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
+		      uint32_t unfilled, struct mcfs_attr *a)
 {
 	struct mcfs_msg q = M(MCFS_MSG_PUT_END), r;
 	int ret;
@@ -302,10 +302,17 @@ static int put_end_keep(struct mcfs_master_sess *s, uint64_t put_id, uint64_t si
 	q.put_id = put_id;
 	q.size = size;
 	q.crc = crc;
+	q.flags = unfilled;
 	ret = call(s, &q, &r);
 	if (!ret && a)
 		*a = r.attr;
 	return ret;
+}
+
+static int put_end_keep(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
+			struct mcfs_attr *a)
+{
+	return put_end_ex(s, put_id, size, crc, 0, a);
 }
 
 static int put_end(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size, uint32_t crc,
@@ -2965,15 +2972,11 @@ Test(master, silent_node_is_dropped_after_the_ttl)
 static int put_end_unfilled(struct mcfs_master_sess *s, uint64_t put_id, uint64_t size,
 			    uint32_t unfilled)
 {
-	struct mcfs_msg q = M(MCFS_MSG_PUT_END), r;
-	int ret;
+	struct mcfs_attr a;
+	int ret = put_end_ex(s, put_id, size, 0, unfilled, &a);
 
-	q.put_id = put_id;
-	q.size = size;
-	q.flags = unfilled;
-	ret = call(s, &q, &r);
 	if (!ret)
-		cr_assert_eq(release(s, r.attr.ino, r.attr.version, 1), 0);
+		cr_assert_eq(release(s, a.ino, a.version, 1), 0);
 	return ret;
 }
 

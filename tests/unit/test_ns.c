@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "meta/ns_i.h"
 #include "meta/proto.h"
 #include "meta/ptab_i.h"
@@ -28,7 +29,7 @@ struct item {
 
 static uint64_t item_hash(const void *e)
 {
-	return mcfs_ptab_mix64(((const struct item *)e)->key);
+	return mcfs_mix64(((const struct item *)e)->key);
 }
 
 /* A deliberately bad hash: long clusters that wrap around the table's end. */
