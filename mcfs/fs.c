@@ -2665,8 +2665,32 @@ out_free:
 	return ret;
 }
 
-/* After replica_num was raised on a published file: bring it up to the new count. */
-static void replicate(struct mcfs_node *n, uint64_t ino)
+/* Give back the hold one GET of (ino, version) acquired, at once. */
+static void release_one(struct mcfs_node *n, uint64_t ino, uint64_t version)
+{
+	struct mcfs_buf b;
+	struct call c;
+
+	mcfs_buf_init(&b);
+	mcfs_buf_put_u64(&b, ino);
+	mcfs_buf_put_u64(&b, version);
+	mcfs_buf_put_u32(&b, 1);
+	if (!b.oom) {
+		call_init(&c, MCFS_MSG_RELEASE);
+		c.req.value.p = b.data;
+		c.req.value.len = (uint32_t)b.len;
+		(void)call_run(n, &c); /* on failure the hold ends with its lease */
+		call_fini(&c);
+	}
+	mcfs_buf_fini(&b);
+}
+
+/*
+ * Bring the published file ino up to its replica_num (copies made from
+ * ours or a peer's). 0 when it has them now (or is no published file), or
+ * the error that stopped it.
+ */
+static int replicate_ino(struct mcfs_node *n, uint64_t ino)
 {
 	struct call c;
 	uint32_t have = 0, want;
@@ -2677,9 +2701,11 @@ static void replicate(struct mcfs_node *n, uint64_t ino)
 	c.req.ino = ino;
 	c.req.name = blob_str("user.mcfs.replica_num");
 	ret = call_run(n, &c);
-	if (ret || c.resp.value.len >= sizeof(val)) {
+	if (!ret && c.resp.value.len >= sizeof(val))
+		ret = -EINVAL;
+	if (ret) {
 		call_fini(&c);
-		return;
+		return ret == -ENOENT ? 0 : ret;
 	}
 	blob_cpy(val, sizeof(val), &c.resp.value);
 	want = (uint32_t)strtoul(val, NULL, 10);
@@ -2690,14 +2716,114 @@ static void replicate(struct mcfs_node *n, uint64_t ino)
 	if (!ret && S_ISREG(c.resp.attr.mode) && c.resp.attr.version) {
 		for (uint32_t i = 0; i < c.resp.nrep; i++)
 			have += c.resp.rep[i].state == MCFS_REP_COMPLETE;
-		if (want > have) {
+		if (want > have)
 			ret = add_replicas(n, &c.resp, want - have);
-			if (ret)
-				mcfs_warn("inode %" PRIu64 ": could not add replicas: %s", ino,
-					  strerror(-ret));
+		release_one(n, ino, c.resp.attr.version);
+	} else if (ret == -ENOENT || ret == -EISDIR || ret == -EINVAL) {
+		ret = 0; /* gone, or no file: nothing to copy */
+	}
+	call_fini(&c);
+	return ret;
+}
+
+/* After replica_num was raised on a published file: bring it up to the new count. */
+static void replicate(struct mcfs_node *n, uint64_t ino)
+{
+	int ret = replicate_ino(n, ino);
+
+	if (ret)
+		mcfs_warn("inode %" PRIu64 ": could not add replicas: %s", ino, strerror(-ret));
+}
+
+/*
+ * Repairs. When the master's repair generation moves (a node left or
+ * joined, a put left a copy out), this node copies again the objects whose
+ * first replica it holds and that have fewer than their replica_num: a page
+ * of them at a time, for at most REPAIR_BUDGET_MS, between the lease
+ * thread's other duties. A round that could not copy everything (no node
+ * with room) waits for the next change.
+ */
+#define REPAIR_PAGE	 1024
+#define REPAIR_BUDGET_MS 50
+
+/* Start a repair round over (generation gen), from the first object. */
+static void repair_restart(struct mcfs_node *n, uint64_t gen)
+{
+	n->repair_want = gen;
+	n->repair_cookie = 0;
+	n->repair_page.len = 0;
+	n->repair_off = 0;
+	n->repair_eof = false;
+}
+
+/* The next page of objects to repair. false: none for now (asked again next step). */
+static bool repair_fetch(struct mcfs_node *n)
+{
+	struct call c;
+	int ret;
+
+	call_init(&c, MCFS_MSG_SOLE_LIST);
+	c.req.cookie = n->repair_cookie;
+	c.req.count = REPAIR_PAGE;
+	c.req.flags = MCFS_SOLE_DEGRADED;
+	ret = call_run(n, &c);
+	if (!ret) {
+		n->repair_eof = c.resp.flags & MCFS_READDIR_EOF;
+		n->repair_page.len = 0;
+		n->repair_off = 0;
+		mcfs_buf_put(&n->repair_page, c.resp.value.p, c.resp.value.len);
+		if (n->repair_page.oom) {
+			n->repair_page.oom = false;
+			n->repair_page.len = 0;
+			n->repair_eof = false;
+			ret = -ENOMEM;
 		}
 	}
 	call_fini(&c);
+	return !ret && (n->repair_page.len || n->repair_eof);
+}
+
+static void repair_step(struct mcfs_node *n)
+{
+	uint64_t start = mcfs_now_ms();
+
+	while (mcfs_now_ms() - start < REPAIR_BUDGET_MS) {
+		struct mcfs_sole e;
+		struct mcfs_rd rd;
+
+		if (n->repair_off >= n->repair_page.len) {
+			if (n->repair_eof)
+				break;
+			if (!repair_fetch(n))
+				return;
+			continue;
+		}
+		mcfs_rd_init(&rd, n->repair_page.data + n->repair_off,
+			     n->repair_page.len - n->repair_off);
+		if (mcfs_sole_next(&rd, &e) <= 0) {
+			n->repair_off = n->repair_page.len; /* a bad page: ask again after it */
+			continue;
+		}
+		n->repair_off += rd.off;
+		if (replicate_ino(n, e.ino))
+			n->repair_failed++;
+		else
+			n->repair_done++;
+		n->repair_cookie = e.cookie;
+	}
+	if (n->repair_off < n->repair_page.len || !n->repair_eof)
+		return; /* goes on at the next step */
+	if (n->repair_failed)
+		mcfs_warn("repair: %u objects still have fewer replicas than they should (no "
+			  "node with room for a copy); %u checked",
+			  n->repair_failed, n->repair_done + n->repair_failed);
+	else if (n->repair_done)
+		mcfs_info("repair: %u objects checked and copied to bring them back to their "
+			  "replica count",
+			  n->repair_done);
+	n->repair_seen = n->repair_want;
+	n->repair_done = n->repair_failed = 0;
+	repair_restart(n, n->repair_want);
 }
 
 unsigned mcfs_fs_drain(struct mcfs_node *n)
@@ -2868,6 +2994,7 @@ void mcfs_fs_fini(struct mcfs_node *n)
 	LL_FOREACH_SAFE(n->invals, iv, ivtmp)
 	free(iv);
 	n->invals = NULL;
+	mcfs_buf_fini(&n->repair_page);
 }
 
 /* ---- the lease thread ---- */
@@ -3003,6 +3130,9 @@ static void *lease_main(void *arg)
 			call_init(&c, MCFS_MSG_HEARTBEAT);
 			c.req.node_id = n->node_id;
 			ret = call_run(n, &c);
+			if (!ret && c.resp.version != n->repair_want)
+				repair_restart(
+				    n, c.resp.version); /* something changed: from the start */
 			call_fini(&c);
 			if (ret == -EIO)
 				mcfs_warn("heartbeat to the master failed");
@@ -3010,6 +3140,8 @@ static void *lease_main(void *arg)
 				mcfs_mc_rejoin(n->mc); /* dropped while unreachable: join again */
 			last_hb = mcfs_now_ms();
 		}
+		if (n->repair_want != n->repair_seen && n->seg)
+			repair_step(n);
 		pthread_mutex_lock(&n->lock);
 	}
 	pthread_mutex_unlock(&n->lock);

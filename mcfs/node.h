@@ -79,6 +79,13 @@ struct mcfs_node {
 	struct mcfs_vhold *vholds;    /* uthash: versions our handles read (fs.c) */
 	struct mcfs_vhold *release_q; /* their holds to give back (RELEASE) */
 	uint64_t release_since_ms;    /* when release_q last became non-empty */
+	/* Repairs (the lease thread's): the master's repair generation, and this node's round. */
+	uint64_t repair_want, repair_seen; /* seen: the last round finished */
+	uint64_t repair_cookie;		   /* the last object done */
+	struct mcfs_buf repair_page;	   /* SOLE_LIST entries fetched, from repair_off on */
+	size_t repair_off;
+	bool repair_eof; /* the page is the round's last */
+	unsigned repair_done, repair_failed;
 	/* Open handles (FUSE thread only; what is left at unmount: mcfs_fs_close_all). */
 	struct mcfs_fh *open_fhs;
 	struct mcfs_dirh *open_dirs;

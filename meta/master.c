@@ -480,6 +480,8 @@ static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *
 	mcfs_info("node %s (id %llu) dropped: %s; %zu files went with it, %zu kept a replica "
 		  "elsewhere, %zu puts lost a copy on it",
 		  n->name, (unsigned long long)n->id, why, lost, kept, failed);
+	if (kept || failed)
+		m->repair_gen++; /* copies to make again, on the nodes left */
 	m->nodes[n->id] = NULL;
 	node_free(n);
 }
@@ -699,6 +701,8 @@ static int do_hello(struct mcfs_req *r)
 	r->node = n;
 	r->caller = n->id;
 	mcfs_master_node_stored(m, n, true);
+	if (n->alloc)
+		m->repair_gen++; /* room for copies that had nowhere to go */
 	mcfs_info("node %s (id %llu) joined from %s with %llu bytes", n->name,
 		  (unsigned long long)n->id, *n->addr ? n->addr : "this process",
 		  (unsigned long long)q->size);
@@ -721,6 +725,7 @@ static int do_heartbeat(struct mcfs_req *r)
 	if (!n)
 		return -ENOENT;
 	n->last_seen_ms = r->now_ms;
+	r->out->version = r->m->repair_gen;
 	return 0;
 }
 
@@ -1420,6 +1425,7 @@ static int do_put_end(struct mcfs_req *r)
 	struct mcfs_obj nobj, *obj;
 	struct mcfs_inode *in;
 	struct mcfs_put *p;
+	uint8_t placed;
 	int ret = own_put(r, MCFS_PUT_WRITE, &p);
 
 	if (ret)
@@ -1441,10 +1447,13 @@ static int do_put_end(struct mcfs_req *r)
 	 * could not reach), are left out: the object is published with the
 	 * others. Only a put left with none fails.
 	 */
+	placed = p->nrep;
 	if (!put_drop_reps(m, p, q->flags)) {
 		put_free(m, p);
 		return -EIO;
 	}
+	if (p->nrep < placed)
+		m->repair_gen++; /* a copy left out: to be made again elsewhere */
 	/* replica_num lowered since PUT_PLACE: the copies beyond it are not kept. */
 	for (uint8_t keep = in->replica_num ? in->replica_num : 1; p->nrep > keep; p->nrep--) {
 		struct mcfs_put_rep *pr = &p->rep[p->nrep - 1];
@@ -1732,6 +1741,7 @@ static int do_sole_list(struct mcfs_req *r)
 	const struct mcfs_msg *q = r->in;
 	struct mcfs_buf *b = &r->m->scratch;
 	uint32_t max = q->count ? q->count : SOLE_DEFAULT_COUNT;
+	bool degraded = q->flags & MCFS_SOLE_DEGRADED;
 	struct mcfs_sole *h;
 	struct mcfs_inode *in;
 	size_t n = 0, matched = 0, pos = 0;
@@ -1746,7 +1756,10 @@ static int do_sole_list(struct mcfs_req *r)
 		struct mcfs_sole e;
 
 		if (in->ino <= q->cookie || !S_ISREG(in->mode) || in->flags & MCFS_I_PENDING ||
-		    !obj->version || obj->nrep != 1 || mcfs_obj_creps(obj)->node_id != r->caller)
+		    !obj->version || !obj->nrep || mcfs_obj_creps(obj)->node_id != r->caller)
+			continue;
+		if (degraded ? obj->nrep >= (in->replica_num ? in->replica_num : 1)
+			     : obj->nrep != 1)
 			continue;
 		matched++;
 		e.cookie = e.ino = in->ino;

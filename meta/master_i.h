@@ -134,6 +134,13 @@ struct mcfs_master {
 	uint64_t nodes_cap;
 	uint64_t last_node_id;
 	uint32_t last_seg_id;
+	/*
+	 * Bumped whenever objects may have fewer replicas than their
+	 * replica_num that another node could now take (a node left, one
+	 * joined, a put left a copy out); HEARTBEAT answers it, and a node that
+	 * sees it change looks for the objects it should copy again.
+	 */
+	uint64_t repair_gen;
 	struct mcfs_put *puts; /* owned, uthash by id */
 	uint64_t last_put_id;
 	struct mcfs_retired *retired; /* owned, uthash by (ino, version) */

@@ -38,7 +38,7 @@
 
 enum mcfs_msg_type {
 	MCFS_MSG_HELLO = 1,	/* node joins: name, addr, segment size -> node_id */
-	MCFS_MSG_HEARTBEAT = 2, /* node is alive */
+	MCFS_MSG_HEARTBEAT = 2, /* node is alive -> the repair generation */
 	MCFS_MSG_BYE = 3,	/* node leaves cleanly */
 	MCFS_MSG_STATFS = 4,	/* pool capacity and free space */
 	MCFS_MSG_LOOKUP = 10,	/* (parent, name) -> attr */
@@ -66,10 +66,11 @@ enum mcfs_msg_type {
 	MCFS_MSG_PUT_PLACE = 36,  /* final size known: place the other replicas of a put */
 	MCFS_MSG_REPL_START = 37, /* add replicas to a published version (replica_num raised) */
 	MCFS_MSG_REPL_END = 38,	  /* the added replicas are written: make them complete */
-	MCFS_MSG_SOLE_LIST = 39,  /* objects whose only complete replica is on the caller */
-	MCFS_MSG_BATCH = 40,	  /* several requests in one frame, answered in order */
-	MCFS_MSG_SYNC = 41,	  /* changes to the records of the caller's replicas */
-	MCFS_MSG_REPORT = 42,	  /* after HELLO to a master that restarted: what we hold */
+	MCFS_MSG_SOLE_LIST =
+	    39,		      /* objects whose only (or first) complete replica is on the caller */
+	MCFS_MSG_BATCH = 40,  /* several requests in one frame, answered in order */
+	MCFS_MSG_SYNC = 41,   /* changes to the records of the caller's replicas */
+	MCFS_MSG_REPORT = 42, /* after HELLO to a master that restarted: what we hold */
 	MCFS_MSG_REPORT_END = 43, /* the report is complete: the segment may be allocated */
 	MCFS_MSG_RELEASE = 44,	  /* the caller's last readers of these versions closed */
 };
@@ -106,6 +107,9 @@ enum mcfs_msg_type {
 #define MCFS_XATTR_REPLACE 0x2
 /* READDIR response flags */
 #define MCFS_READDIR_EOF 0x1
+
+/* SOLE_LIST request flags */
+#define MCFS_SOLE_DEGRADED 0x1 /* fewer replicas than replica_num, the first on the caller */
 
 /* replica tier and state */
 #define MCFS_TIER_DRAM	  1

@@ -330,6 +330,34 @@ def test_puts_go_on_when_a_replica_node_dies(cluster):
     files.check([a])
 
 
+def test_lost_copies_are_made_again(cluster):
+    """replica_num 2 on three nodes; one dies. Once the master drops it, the
+    files that had a copy there get a new one on the third node (the node
+    holding their first replica copies it), so every file is back to two
+    replicas on live nodes, readable everywhere."""
+    c = cluster(3, replicas=2)
+    a, b, cc = c.nodes
+    total3 = statfs_total(a)
+    rnd = random.Random(12)
+    files = Files()
+    for i in range(24):
+        files.write(c.nodes[i % 3], f"f{i:02d}", content(rnd, rnd.randrange(1, 600_000)))
+    on_b = [rel for rel in files.want
+            if "node-b" in check_replicas(c, os.path.join(a.mnt, rel), 2)]
+    assert on_b, "no file has a replica on node-b: nothing to test"
+    b.kill()
+    wait_for(lambda: statfs_total(a) < total3, DROP_DEADLINE, "node-b's segment to leave the pool")
+
+    def repaired():
+        return all(sorted(rep_nodes(os.path.join(a.mnt, rel))) == ["node-a", "node-c"]
+                   for rel in on_b)
+
+    wait_for(repaired, DROP_DEADLINE, "the copies lost with node-b to be made again on node-c")
+    for rel in files.want:
+        check_replicas(c, os.path.join(cc.mnt, rel), 2)
+    files.check([a, cc])
+
+
 def test_replicas_option_is_the_default(cluster):
     c = cluster(2, replicas=2)  # mcfs --replicas 2 on every node
     a, b = c.nodes

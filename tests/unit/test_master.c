@@ -2797,8 +2797,8 @@ Test(master, lowering_replica_num_drops_replicas_after_their_lease)
 }
 
 /* One SOLE_LIST page: inos into out[], count returned, *eof set. */
-static uint32_t sole_page(struct mcfs_master_sess *s, uint64_t *cookie, uint32_t count,
-			  uint64_t *out, bool *eof)
+static uint32_t sole_page_ex(struct mcfs_master_sess *s, uint32_t flags, uint64_t *cookie,
+			     uint32_t count, uint64_t *out, bool *eof)
 {
 	struct mcfs_msg q = M(MCFS_MSG_SOLE_LIST), r;
 	struct mcfs_sole e;
@@ -2808,6 +2808,7 @@ static uint32_t sole_page(struct mcfs_master_sess *s, uint64_t *cookie, uint32_t
 
 	q.cookie = *cookie;
 	q.count = count;
+	q.flags = flags;
 	cr_assert_eq(call(s, &q, &r), 0);
 	mcfs_rd_init(&rd, r.value.p, r.value.len);
 	while ((ret = mcfs_sole_next(&rd, &e)) == 1) {
@@ -2826,6 +2827,94 @@ static uint32_t sole_page(struct mcfs_master_sess *s, uint64_t *cookie, uint32_t
 	cr_assert_eq(n, r.count);
 	*eof = r.flags & MCFS_READDIR_EOF;
 	return n;
+}
+
+static uint32_t sole_page(struct mcfs_master_sess *s, uint64_t *cookie, uint32_t count,
+			  uint64_t *out, bool *eof)
+{
+	return sole_page_ex(s, 0, cookie, count, out, eof);
+}
+
+/* The master's repair generation, as HEARTBEAT answers it. */
+static uint64_t repair_gen(struct mcfs_master_sess *s, uint64_t id)
+{
+	struct mcfs_msg q = M(MCFS_MSG_HEARTBEAT), r;
+
+	q.node_id = id;
+	cr_assert_eq(call(s, &q, &r), 0);
+	return r.version;
+}
+
+/*
+ * Objects left with fewer replicas than replica_num are listed to the node
+ * holding their first replica (SOLE_LIST, MCFS_SOLE_DEGRADED), after the
+ * repair generation moved; copying them again takes them off the list.
+ */
+Test(master, degraded_objects_listed_for_repair)
+{
+	use_node_ttl(10000);
+
+	uint64_t ia, ib, ic, t0 = now_ms, g0, g1, g2, cookie = 0, seen[8];
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia),
+				*b = node_ex("node-b", ADDR_B, SEG, &ib),
+				*c = node_ex("node-c", ADDR_C, SEG, &ic);
+	uint64_t d = mkd(a, MCFS_ROOT_INO, "d"), one, two, three, alone;
+	struct mcfs_msg r;
+	bool eof;
+
+	(void)b;
+	cr_assert_eq(xset(a, d, "user.mcfs.replica_num", "2"), 0);
+	one = creat(a, d, "one");
+	publish_placed(a, one, 4096, 2);
+	two = creat(a, d, "two");
+	publish_placed(a, two, 4096, 2);
+	three = creat(c, d, "three");
+	publish_placed(c, three, 4096, 2);
+	alone = creat(a, MCFS_ROOT_INO, "alone"); /* replica_num 1: never degraded */
+	publish(a, alone, 4096, 0);
+	/* Nothing is missing yet. */
+	cr_assert_eq(sole_page_ex(a, MCFS_SOLE_DEGRADED, &cookie, 0, seen, &eof), 0);
+	cr_assert(eof);
+	g0 = repair_gen(a, ia);
+	/* c falls silent and is dropped: what had a copy there is one short. */
+	now_ms = t0 + 9999;
+	cr_assert_eq(heartbeat(a, ia), 0);
+	cr_assert_eq(heartbeat(b, ib), 0);
+	now_ms = t0 + 10000;
+	mcfs_master_tick(m, now_ms);
+	g1 = repair_gen(a, ia);
+	cr_assert_gt(g1, g0, "a node left with copies: the repair generation did not move");
+	cookie = 0;
+	uint32_t na = sole_page_ex(a, MCFS_SOLE_DEGRADED, &cookie, 0, seen, &eof);
+	cr_assert(eof);
+	/* "three" lost its first copy (on c): its survivor is first now. */
+	for (uint32_t i = 0; i < na; i++)
+		cr_assert(seen[i] == one || seen[i] == two || seen[i] == three);
+	cookie = 0;
+	uint32_t nb = sole_page_ex(b, MCFS_SOLE_DEGRADED, &cookie, 0, seen + na, &eof);
+	const uint64_t files[] = {one, two, three};
+	uint32_t missing = 0;
+
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(get(a, files[i], &r), 0);
+		missing += r.nrep == 1;
+	}
+	cr_assert_geq(missing, 1, "nothing lost a copy on c: nothing to test");
+	cr_assert_eq(na + nb, missing, "every object that lost a copy is listed, to one node");
+	/* A copy made again (on the other survivor) takes it off the list. */
+	for (uint32_t i = 0; i < na; i++) {
+		struct mcfs_msg pr;
+
+		cr_assert_eq(repl_start(a, seen[i], attr_of(a, seen[i]).version, 1, &pr), 0);
+		cr_assert_eq(repl_end(a, pr.put_id), 0);
+	}
+	cookie = 0;
+	cr_assert_eq(sole_page_ex(a, MCFS_SOLE_DEGRADED, &cookie, 0, seen, &eof), 0);
+	/* A node joining (room for copies) moves the generation too. */
+	cr_assert_eq(hello_ex(c, "node-c", ADDR_C, SEG, &ic), 0);
+	g2 = repair_gen(a, ia);
+	cr_assert_gt(g2, g1);
+	(void)r;
 }
 
 Test(master, sole_list_pages_through_the_callers_only_copies)
