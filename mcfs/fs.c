@@ -1769,8 +1769,8 @@ static void fh_choose_cache(struct mcfs_fh *fh, struct fuse_file_info *fi)
 	in->cache_users++;
 }
 
-/* A write open of in's name failed with ESTALE: the kernel retries it. */
-static void estale_note(struct mcfs_node *n, const struct mcfs_ino *in)
+/* A write open of in's name by thread pid failed with ESTALE: the kernel retries it. */
+static void estale_note(struct mcfs_node *n, const struct mcfs_ino *in, pid_t pid)
 {
 	unsigned i = n->estale_next++ % (sizeof(n->estale) / sizeof(n->estale[0]));
 
@@ -1778,21 +1778,30 @@ static void estale_note(struct mcfs_node *n, const struct mcfs_ino *in)
 		return;
 	n->estale[i].parent = in->parent;
 	n->estale[i].hash = name_hash(in->name);
+	n->estale[i].pid = pid;
 }
 
-/* Is this open the kernel's retry after estale_note() of in's name? Forgets it. */
-static bool estale_retried(struct mcfs_node *n, const struct mcfs_ino *in)
+/* Did thread pid's write open of name in parent fail with ESTALE last? Forgets it. */
+static bool estale_take(struct mcfs_node *n, uint64_t parent, const char *name, pid_t pid)
 {
-	uint64_t h = name_hash(in->name);
+	uint64_t h = name_hash(name);
 
 	for (size_t i = 0; i < sizeof(n->estale) / sizeof(n->estale[0]); i++) {
-		if (n->estale[i].hash == h && n->estale[i].parent == in->parent) {
+		if (n->estale[i].hash == h && n->estale[i].parent == parent &&
+		    n->estale[i].pid == pid) {
 			n->estale[i].hash = 0;
 			n->estale[i].parent = 0;
+			n->estale[i].pid = 0;
 			return true;
 		}
 	}
 	return false;
+}
+
+/* Is this open thread pid's retry after estale_note() of in's name? Forgets it. */
+static bool estale_retried(struct mcfs_node *n, const struct mcfs_ino *in, pid_t pid)
+{
+	return estale_take(n, in->parent, in->name, pid);
 }
 
 /*
@@ -1801,7 +1810,7 @@ static bool estale_retried(struct mcfs_node *n, const struct mcfs_ino *in)
  * name can be stale.
  */
 static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi, bool created,
-		   bool resolved, struct mcfs_fh **out)
+		   bool resolved, pid_t pid, struct mcfs_fh **out)
 {
 	int acc = fi->flags & O_ACCMODE;
 	bool write = acc != O_RDONLY;
@@ -1829,11 +1838,11 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 		ret = fh_load(fh);
 		if (write && (ret == -ENOENT || ret == -ESTALE)) {
 			if (resolved ||
-			    (fh->in->name && (!fh->in->named || estale_retried(n, fh->in)))) {
+			    (fh->in->name && (!fh->in->named || estale_retried(n, fh->in, pid)))) {
 				fh->base_dropped = true;
 				ret = stage_orphan(fh, MIN_STAGE);
 			} else {
-				estale_note(n, fh->in);
+				estale_note(n, fh->in, pid);
 				ret = -ESTALE;
 			}
 		}
@@ -1842,7 +1851,7 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 			return ret;
 		}
 		if (write && fh->in->name)
-			(void)estale_retried(n, fh->in); /* the name is good again */
+			(void)estale_retried(n, fh->in, pid); /* the name is good again */
 		if (fi->flags & O_TRUNC) {
 			fh->base_dropped = true;
 			fh->dirty = true;
@@ -1861,7 +1870,7 @@ static int fh_open(struct mcfs_node *n, uint64_t ino, struct fuse_file_info *fi,
 static void mcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mcfs_fh *fh;
-	int ret = fh_open(node_of(req), ino, fi, false, false, &fh);
+	int ret = fh_open(node_of(req), ino, fi, false, false, fuse_req_ctx(req)->pid, &fh);
 
 	/*
 	 * Replaced or removed after the kernel looked the name up: ESTALE
@@ -1901,13 +1910,16 @@ static void mcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 		bool created = (c.resp.attr.flags & MCFS_ATTR_PENDING) && !c.resp.attr.version &&
 			       !ino_find(n, c.resp.attr.ino);
 
-		ret = fh_open(n, c.resp.attr.ino, fi, created, true, &fh);
+		ret = fh_open(n, c.resp.attr.ino, fi, created, true, ctx->pid, &fh);
 		if (!ret && created) {
 			fh->parent = parent;
 			fh->name = strdup(name);
 		}
-		if (!ret)
+		if (!ret) {
 			ino_remember(n, &c.resp.attr, parent, name);
+			/* A retry that found the name free: the note is spent. */
+			(void)estale_take(n, parent, name, ctx->pid);
+		}
 	}
 	if (ret) {
 		fuse_reply_err(req, -ret);

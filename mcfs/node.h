@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
@@ -64,11 +65,14 @@ struct mcfs_node {
 	struct mcfs_ino *ino_names; /* the same, by the name the kernel knows (fs.c) */
 	/*
 	 * Names whose write open last failed with ESTALE (stale here, removed
-	 * on another node): the kernel's retry looks them up afresh, and if
-	 * the file is gone again by its open, that is a race, not staleness.
+	 * on another node), and the thread that opened them: the kernel's
+	 * retry, from that thread, looks them up afresh, and if the file is
+	 * gone again by its open, that is a race, not staleness. (Another
+	 * thread's open of the same name must not take the note away.)
 	 */
 	struct {
 		uint64_t parent, hash;
+		pid_t pid;
 	} estale[16];
 	unsigned estale_next;
 	pthread_t lease_thread;
