@@ -1491,6 +1491,30 @@ static int reapply_times(struct mcfs_fh *fh)
 }
 
 /*
+ * A copy to a peer failed. Until the master stops placing copies on a dead
+ * peer (a few seconds), every put fails one: say so once a second, with
+ * how many were not said.
+ */
+static void copy_warn(struct mcfs_node *n, const char *addr, int err)
+{
+	uint64_t now = mcfs_now_ms(), last = __atomic_load_n(&n->copy_warn_ms, __ATOMIC_RELAXED);
+	unsigned quiet;
+
+	if (last && now - last < 1000) {
+		__atomic_add_fetch(&n->copy_warn_quiet, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	__atomic_store_n(&n->copy_warn_ms, now, __ATOMIC_RELAXED);
+	quiet = __atomic_exchange_n(&n->copy_warn_quiet, 0, __ATOMIC_RELAXED);
+	if (quiet)
+		mcfs_warn("writing a replica to %s failed: %s (and %u more copies failed in the "
+			  "last second)",
+			  addr, strerror(-err), quiet);
+	else
+		mcfs_warn("writing a replica to %s failed: %s", addr, strerror(-err));
+}
+
+/*
  * Write src to every replica in m->rep[from..] that is not the local staging:
  * a memcpy for our own segment, a one-sided write for a peer's. With
  * unfilled NULL the first copy that fails fails it all (-EIO); else a
@@ -1521,8 +1545,7 @@ static int copy_to_replicas(struct mcfs_node *n, const uint8_t *src, uint64_t le
 			blob_cpy(addr, sizeof(addr), &r->addr);
 			ret = mcfs_xport_write(n->xc, addr, &g, r->offset, src, len);
 			if (ret)
-				mcfs_warn("writing a replica to %s failed: %s", addr,
-					  strerror(-ret));
+				copy_warn(n, addr, ret);
 		}
 		if (!ret)
 			continue;

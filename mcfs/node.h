@@ -90,6 +90,9 @@ struct mcfs_node {
 	size_t repair_off;
 	bool repair_eof; /* the page is the round's last */
 	unsigned repair_done, repair_failed;
+	/* Failed copies to peers: when the last was logged, and how many since (copy_warn()). */
+	uint64_t copy_warn_ms;
+	unsigned copy_warn_quiet;
 	/* Open handles (FUSE thread only; what is left at unmount: mcfs_fs_close_all). */
 	struct mcfs_fh *open_fhs;
 	struct mcfs_dirh *open_dirs;
