@@ -2850,7 +2850,7 @@ static void repair_step(struct mcfs_node *n)
 		return; /* goes on at the next step */
 	if (n->repair_failed)
 		mcfs_warn("repair: %u objects still have fewer replicas than they should (no "
-			  "node with room for a copy); %u checked",
+			  "other node could take a copy); %u checked",
 			  n->repair_failed, n->repair_done + n->repair_failed);
 	else if (n->repair_done)
 		mcfs_info("repair: %u objects checked and copied to bring them back to their "
