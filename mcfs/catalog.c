@@ -44,6 +44,16 @@ static void entry_free(struct mcfs_catalog *c, struct entry *e)
 	free(e);
 }
 
+void mcfs_catalog_clear(struct mcfs_catalog *c)
+{
+	struct entry *e, *tmp;
+
+	pthread_mutex_lock(&c->lock);
+	HASH_ITER(hh, c->by_ino, e, tmp)
+	entry_free(c, e);
+	pthread_mutex_unlock(&c->lock);
+}
+
 void mcfs_catalog_destroy(struct mcfs_catalog *c)
 {
 	struct entry *e, *tmp;

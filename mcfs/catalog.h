@@ -34,6 +34,9 @@ int mcfs_catalog_report(struct mcfs_catalog *c,
 			int (*send)(void *arg, const uint8_t *p, size_t len, uint32_t count),
 			void *arg, size_t max);
 
+/* Forget every record (what they describe is gone). */
+void mcfs_catalog_clear(struct mcfs_catalog *c);
+
 /* Records held. */
 size_t mcfs_catalog_count(struct mcfs_catalog *c);
 

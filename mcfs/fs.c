@@ -90,6 +90,7 @@ struct mcfs_fh {
 	uint64_t put_gen;		 /* n->put_gen when its put started */
 	uint64_t size;
 	const uint8_t *data; /* its local replica, NULL when size is 0 */
+	uint64_t seg_epoch;  /* n->seg_epoch when data came from the segment, else 0 */
 	bool base_dropped;   /* truncated: a new put starts empty */
 
 	/* The put in flight, if any. */
@@ -843,6 +844,7 @@ static int fh_set_version(struct mcfs_fh *fh, const struct mcfs_msg *m)
 	fh->version = m->attr.version;
 	fh->size = size;
 	fh->data = data;
+	fh->seg_epoch = data ? __atomic_load_n(&n->seg_epoch, __ATOMIC_ACQUIRE) : 0;
 	lease_add(fh);
 	return 0;
 }
@@ -1065,8 +1067,10 @@ static int fh_base(struct mcfs_fh *fh)
 	if (!fh->remote)
 		return -EIO;
 	ret = remote_wait(fh, fh->size);
-	if (!ret)
+	if (!ret) {
 		fh->data = fh->remote->buf;
+		fh->seg_epoch = 0;
+	}
 	return ret;
 }
 
@@ -1656,6 +1660,7 @@ static int fh_publish(struct mcfs_fh *fh)
 	fh->version = c.resp.attr.version;
 	fh->size = fh->len;
 	fh->data = fh->len ? fh->stage : NULL;
+	fh->seg_epoch = __atomic_load_n(&n->seg_epoch, __ATOMIC_ACQUIRE);
 	fh->base_dropped = false;
 	put_done(fh);
 	lease_add(fh);
@@ -1971,6 +1976,11 @@ static void mcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (fh->staged) {
 		data = fh->stage;
 		len = fh->len;
+	} else if (fh->seg_epoch &&
+		   fh->seg_epoch != __atomic_load_n(&fh->n->seg_epoch, __ATOMIC_ACQUIRE)) {
+		/* This node was dropped since: the segment's old contents are not its to serve. */
+		fuse_reply_err(req, EIO);
+		return;
 	}
 	if (!data && len && !fh->staged && fh->remote && off >= 0 && (uint64_t)off < len) {
 		uint64_t end = (uint64_t)off + size < len ? (uint64_t)off + size : len;

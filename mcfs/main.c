@@ -433,10 +433,22 @@ static int node_hello(struct mcfs_mc *mc, void *arg)
 		else if (n->srv)
 			ret =
 			    mcfs_xport_server_start(n->srv, n->node_id, resp.seg_id, resp.value.p);
-		if (ret)
+		if (ret) {
 			mcfs_err("cannot serve the segment: %s", strerror(-ret));
-		else if (n->cat)
+		} else if (n->cat && (resp.flags & MCFS_HELLO_DROPPED)) {
+			/*
+			 * This master dropped us while we were cut off: what we held
+			 * is no longer served (files were unlinked, renamed, rewritten
+			 * past our catalog), so we start empty, as a new node.
+			 */
+			mcfs_warn("the master dropped this node while it was unreachable: the "
+				  "%zu objects it held are no longer served",
+				  mcfs_catalog_count(n->cat));
+			mcfs_catalog_clear(n->cat);
+			__atomic_add_fetch(&n->seg_epoch, 1, __ATOMIC_RELEASE);
+		} else if (n->cat) {
 			ret = node_report(n, mc);
+		}
 		if (!ret && again)
 			mcfs_warn("rejoined the cluster as node %llu",
 				  (unsigned long long)n->node_id);
@@ -481,6 +493,7 @@ static int join_master(struct mcfs_node *n)
 		return ret;
 	if (getrandom(&n->incarnation, sizeof(n->incarnation), 0) != sizeof(n->incarnation))
 		n->incarnation = mcfs_wall_ns() ^ (uint64_t)getpid() << 32;
+	n->seg_epoch = 1; /* 0 in a handle: its bytes are not the segment's */
 	mcfs_mc_set_poll(n->mc, (unsigned int)c->poll_us);
 	mcfs_mc_set_rejoin(n->mc, node_hello, n);
 	return mcfs_mc_rejoin(n->mc);

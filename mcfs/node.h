@@ -90,6 +90,12 @@ struct mcfs_node {
 	size_t repair_off;
 	bool repair_eof; /* the page is the round's last */
 	unsigned repair_done, repair_failed;
+	/*
+	 * Bumped when the master dropped this node while it was cut off: what
+	 * the segment held then is no longer this node's to serve (the master
+	 * hands its space out again), and handles reading it fail.
+	 */
+	uint64_t seg_epoch;
 	/* Failed copies to peers: when the last was logged, and how many since (copy_warn()). */
 	uint64_t copy_warn_ms;
 	unsigned copy_warn_quiet;

@@ -482,6 +482,8 @@ static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *
 		  n->name, (unsigned long long)n->id, why, lost, kept, failed);
 	if (kept || failed)
 		m->repair_gen++; /* copies to make again, on the nodes left */
+	if (n->incarnation)
+		m->dropped_inc[m->dropped_inc_next++ % MCFS_DROPPED_INCS] = n->incarnation;
 	m->nodes[n->id] = NULL;
 	node_free(n);
 }
@@ -637,11 +639,21 @@ static struct mcfs_node *node_by_name(const struct mcfs_master *m, struct mcfs_b
 	return NULL;
 }
 
+/* Did this master drop the daemon run incarnation (and so it must not report)? */
+static bool was_dropped(const struct mcfs_master *m, uint64_t incarnation)
+{
+	for (unsigned i = 0; i < MCFS_DROPPED_INCS; i++)
+		if (m->dropped_inc[i] == incarnation)
+			return true;
+	return false;
+}
+
 static int do_hello(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
 	struct mcfs_master *m = r->m;
 	struct mcfs_node *n, *old;
+	bool dropped;
 	int ret;
 
 	if (q->proto != MCFS_PROTO_VERSION)
@@ -689,7 +701,9 @@ static int do_hello(struct mcfs_req *r)
 	}
 	n->incarnation = q->incarnation;
 	n->size = q->size;
-	n->syncs = n->recovering = (q->flags & MCFS_HELLO_REPORT) != 0;
+	n->syncs = (q->flags & MCFS_HELLO_REPORT) != 0;
+	dropped = q->incarnation && was_dropped(m, q->incarnation);
+	n->recovering = n->syncs && !dropped;
 	/* Its name is still registered: the node restarted, and what it held is gone. */
 	if (old)
 		node_remove(m, old, "it restarted (HELLO again)", r->now_ns);
@@ -709,6 +723,7 @@ static int do_hello(struct mcfs_req *r)
 	r->out->node_id = n->id;
 	r->out->proto = MCFS_PROTO_VERSION;
 	r->out->seg_id = n->seg_id;
+	r->out->flags = dropped ? MCFS_HELLO_DROPPED : 0;
 	r->out->value.p = m->grant_secret;
 	r->out->value.len = sizeof(m->grant_secret);
 	return 0;

@@ -122,6 +122,8 @@ struct mcfs_dropped {
 	uint32_t page, pages; /* its range, in allocator pages */
 };
 
+#define MCFS_DROPPED_INCS 256
+
 struct mcfs_master_sess {
 	uint64_t node_id; /* bound by HELLO; 0 before, and after BYE */
 	bool lost;	  /* its node was dropped (TTL, restart): ENOTCONN until HELLO */
@@ -141,6 +143,14 @@ struct mcfs_master {
 	 * sees it change looks for the objects it should copy again.
 	 */
 	uint64_t repair_gen;
+	/*
+	 * Incarnations (daemon runs) of the nodes this master dropped, the
+	 * latest MCFS_DROPPED_INCS: one that says HELLO again was cut off, and
+	 * its catalog is stale (unlinks and renames since went past it), so it
+	 * joins empty instead of reporting.
+	 */
+	uint64_t dropped_inc[MCFS_DROPPED_INCS];
+	unsigned dropped_inc_next;
 	struct mcfs_put *puts; /* owned, uthash by id */
 	uint64_t last_put_id;
 	struct mcfs_retired *retired; /* owned, uthash by (ino, version) */

@@ -82,6 +82,8 @@ enum mcfs_msg_type {
 #define MCFS_HELLO_REPORT 0x1 /* keeps a catalog (SYNC) and reports it (REPORT) */
 /* HELLO response flags */
 #define MCFS_HELLO_RESUMED 0x1 /* the master knew this node incarnation: state kept */
+#define MCFS_HELLO_DROPPED                                                                         \
+	0x2 /* this master dropped this node incarnation: what it held is gone, no REPORT */
 /* SYNC response flags */
 #define MCFS_SYNC_MORE 0x1 /* more changes are waiting: call again */
 

@@ -408,6 +408,50 @@ def test_sigstop_reads_through_others_finish(cluster):
     new.check([a, cc, b])
 
 
+def test_node_dropped_while_cut_off_comes_back_empty(cluster):
+    """A node stopped past --node-ttl is dropped; when it comes back it
+    joins as a new node with nothing: files unlinked meanwhile do not come
+    back from its stale catalog, and a reader it had open on a local
+    replica gets EIO rather than bytes the master has handed out again.
+    The files that lost a copy with it are copied again."""
+    c = cluster(3, replicas=2)
+    a, b, cc = c.nodes
+    total3 = statfs_total(a)
+    rnd = random.Random(13)
+    files = Files()
+    os.mkdir(os.path.join(a.mnt, "d"))
+    for i in range(12):
+        files.write(b if i % 2 else a, f"d/f{i:02d}", content(rnd, 300_000 + i))
+    on_b = [rel for rel in files.want
+            if "node-b" in check_replicas(c, os.path.join(a.mnt, rel), 2)]
+    assert len(on_b) >= 2, "too few files with a copy on node-b: nothing to test"
+    gone, kept = on_b[: len(on_b) // 2], on_b[len(on_b) // 2:]
+    # A reader on node-b, of a file whose copy there it reads (O_DIRECT:
+    # every read asks the daemon, none is served from the page cache).
+    held = os.open(os.path.join(b.mnt, kept[0]), os.O_RDONLY | os.O_DIRECT)
+    try:
+        assert len(os.pread(held, 4096, 0)) == 4096
+        b.stop()
+        for rel in gone:
+            os.unlink(os.path.join(a.mnt, rel))
+            del files.want[rel]
+        wait_for(lambda: statfs_total(a) < total3, DROP_DEADLINE, "node-b to be dropped")
+        b.cont()
+        wait_for(lambda: statfs_total(a) == total3, DROP_DEADLINE, "node-b to join again")
+        for n in (a, cc, b):
+            names = set(os.listdir(os.path.join(n.mnt, "d")))
+            for rel in gone:
+                assert os.path.basename(rel) not in names, f"{rel} came back on {n.name}"
+        with pytest.raises(OSError) as e:
+            os.pread(held, 4096, 8192)
+        assert e.value.errno == errno.EIO
+    finally:
+        os.close(held)
+    wait_for(lambda: all(len(rep_nodes(os.path.join(a.mnt, rel))) == 2 for rel in files.want),
+             DROP_DEADLINE, "every file to be back at two replicas")
+    files.check([a, cc, b])
+
+
 def test_killed_node_restarts_and_serves(cluster):
     c = cluster(3)
     a, b, cc = c.nodes

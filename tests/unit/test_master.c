@@ -3135,6 +3135,53 @@ Test(master, silent_node_gets_no_new_copies)
 	get_nodes_is(b, at.ino, "1,2");
 }
 
+/* HELLO of a reporting node with incarnation inc: its response flags, and its id in *id. */
+static uint32_t hello_inc(struct mcfs_master_sess *s, const char *name, uint64_t inc, uint64_t *id)
+{
+	struct mcfs_msg q = M(MCFS_MSG_HELLO), r;
+
+	q.proto = MCFS_PROTO_VERSION;
+	q.name = S(name);
+	q.name2 = S(ADDR_B);
+	q.size = SEG;
+	q.flags = MCFS_HELLO_REPORT;
+	q.incarnation = inc;
+	cr_assert_eq(call(s, &q, &r), 0);
+	*id = r.node_id;
+	return r.flags;
+}
+
+/*
+ * A daemon run this master dropped (silent past the TTL) that says HELLO
+ * again was cut off: its catalog missed what changed meanwhile, so it is
+ * told to join empty (DROPPED) and is not waited for as a reporter.
+ */
+Test(master, dropped_incarnation_joins_empty)
+{
+	use_node_ttl(10000);
+
+	uint64_t ia, ib, t0 = now_ms;
+	struct mcfs_master_sess *a = node_ex("node-a", ADDR_A, SEG, &ia), *b = sess(), *b2 = sess(),
+				*b3 = sess();
+	struct mcfs_msg q = M(MCFS_MSG_REPORT_END), r;
+
+	cr_assert_eq(hello_inc(b, "node-b", 77, &ib) & MCFS_HELLO_DROPPED, 0);
+	cr_assert(mcfs_master_node(m, ib)->recovering, "a reporting node is waited for");
+	q.count = 0;
+	cr_assert_eq(call(b, &q, &r), 0);
+	now_ms = t0 + 9999;
+	cr_assert_eq(heartbeat(a, ia), 0);
+	now_ms = t0 + 10000;
+	mcfs_master_tick(m, now_ms);
+	cr_assert_null(mcfs_master_node(m, ib), "node-b was not dropped");
+	/* The same run, back: joins empty, reports nothing. */
+	cr_assert_eq(hello_inc(b2, "node-b", 77, &ib) & MCFS_HELLO_DROPPED, MCFS_HELLO_DROPPED);
+	cr_assert_not(mcfs_master_node(m, ib)->recovering);
+	/* Another run of the same name (a restart) reports as usual. */
+	cr_assert_eq(hello_inc(b3, "node-b", 78, &ib) & MCFS_HELLO_DROPPED, 0);
+	cr_assert(mcfs_master_node(m, ib)->recovering);
+}
+
 Test(master, dead_node_leaves_retired_objects_their_survivors)
 {
 	use_node_ttl(10000);
