@@ -378,19 +378,32 @@ static void put_free(struct mcfs_master *m, struct mcfs_put *p)
 
 /*
  * Leave out of p the copies that hold nothing: those whose node left, and
- * rep[i] for each bit i of drop (copies its writer could not fill). Their
- * ranges are freed; the others keep their order. Returns how many are left.
+ * rep[i] for each bit i of drop (copies its writer could not fill). The
+ * others keep their order. Returns how many are left.
+ *
+ * A copy that failed may still arrive: a write that timed out against a
+ * stalled peer sits in its socket, with a grant good for the put timeout,
+ * and lands when the peer wakes. So its range is not handed out again
+ * before that grant has expired.
  */
-static uint8_t put_drop_reps(struct mcfs_master *m, struct mcfs_put *p, uint32_t drop)
+static uint8_t put_drop_reps(struct mcfs_master *m, struct mcfs_put *p, uint32_t drop,
+			     uint64_t now_ms)
 {
+	uint64_t grant_ms = m->conf.put_timeout_ms ? m->conf.put_timeout_ms : WRITE_GRANT_MS;
 	uint8_t n = 0;
 
 	for (uint8_t i = 0; i < p->nrep; i++) {
 		struct mcfs_put_rep *pr = &p->rep[i];
 
 		if (pr->lost || (drop & (1u << i))) {
+			struct mcfs_rep rep = {
+			    .node_id = (uint32_t)pr->node_id,
+			    .page = (uint32_t)(pr->ext.offset / MCFS_ALLOC_ALIGN),
+			    .pages = (uint32_t)(pr->ext.len / MCFS_ALLOC_ALIGN),
+			};
+
 			if (pr->has_range)
-				range_free(m, pr->node_id, pr->seg_id, &pr->ext);
+				rep_defer_free(m, &rep, now_ms + grant_ms, now_ms);
 			continue;
 		}
 		if (n != i)
@@ -1463,7 +1476,7 @@ static int do_put_end(struct mcfs_req *r)
 	 * others. Only a put left with none fails.
 	 */
 	placed = p->nrep;
-	if (!put_drop_reps(m, p, q->flags)) {
+	if (!put_drop_reps(m, p, q->flags, r->now_ms)) {
 		put_free(m, p);
 		return -EIO;
 	}
@@ -1516,10 +1529,15 @@ static int do_put_end(struct mcfs_req *r)
 static int do_put_revoke(struct mcfs_req *r)
 {
 	struct mcfs_put *p;
+	uint32_t copies = 0;
 	int ret = own_put(r, 0, &p);
 
 	if (ret)
 		return ret;
+	/* Copies to peers (all of a replication's, a placed write's but the staging) may still land. */
+	for (uint8_t i = p->kind == MCFS_PUT_WRITE ? 1 : 0; i < p->nrep; i++)
+		copies |= 1u << i;
+	(void)put_drop_reps(r->m, p, copies, r->now_ms);
 	put_free(r->m, p);
 	return 0;
 }
@@ -1604,7 +1622,7 @@ static int do_repl_end(struct mcfs_req *r)
 
 	if (ret)
 		return ret;
-	if (!put_drop_reps(m, p, 0)) {
+	if (!put_drop_reps(m, p, 0, r->now_ms)) {
 		/* Every node it copied to left. */
 		put_free(m, p);
 		return -EIO;

@@ -2613,8 +2613,14 @@ Test(master, put_place_rules)
 	cr_assert_eq(put_grow(a, p.put_id, 100000, &r2), -EINVAL);
 	cr_assert_eq(put_end(a, p.put_id, 4000, 0, NULL), -EINVAL);
 	cr_assert_eq(pool_free(a), 2 * SEG - 2 * 8192);
-	/* Revoked: every range goes. */
+	/*
+	 * Revoked: every range goes; the copy's once no write under its grant
+	 * can land any more (after the put timeout).
+	 */
 	cr_assert_eq(put_revoke(a, p.put_id), 0);
+	cr_assert_eq(pool_free(a), 2 * SEG - 8192);
+	now_ms += m->conf.put_timeout_ms;
+	mcfs_master_tick(m, now_ms);
 	cr_assert_eq(pool_free(a), 2 * SEG);
 	cr_assert_eq(attr_of(a, f).flags, MCFS_ATTR_PENDING);
 
@@ -2740,6 +2746,8 @@ Test(master, repl_of_a_replaced_version_is_freed)
 	cr_assert_eq(repl_start(a, f, v1.version, 1, &r), 0);
 	cr_assert_eq(put_revoke(b, r.put_id), -EPERM);
 	cr_assert_eq(put_revoke(a, r.put_id), 0);
+	now_ms += m->conf.put_timeout_ms;
+	mcfs_master_tick(m, now_ms);
 	cr_assert_eq(pool_free(a), 2 * SEG - 4096);
 	/* No other node with room, nor anything to evict there: ENOSPC. */
 	uint64_t fill = creat(b, MCFS_ROOT_INO, "fill");
@@ -3096,12 +3104,27 @@ Test(master, put_end_leaves_out_copies_not_written)
 	snprintf(want, sizeof(want), "%llu,%llu", (unsigned long long)r.rep[0].node_id,
 		 (unsigned long long)r.rep[1].node_id);
 	get_nodes_is(a, f, want);
+	/*
+	 * The copy that failed may still land (a write stuck in a stalled
+	 * peer's socket): its range is handed out again only once the grant
+	 * for it has expired, after the put timeout.
+	 */
+	cr_assert_eq(pool_free(a), 3 * SEG - 3 * 8192);
+	now_ms += m->conf.put_timeout_ms - 1;
+	mcfs_master_tick(m, now_ms);
+	cr_assert_eq(pool_free(a), 3 * SEG - 3 * 8192);
+	now_ms += 1;
+	mcfs_master_tick(m, now_ms);
 	cr_assert_eq(pool_free(a), 3 * SEG - 2 * 8192);
+	cr_assert_eq(heartbeat(b, ib), 0); /* heard from: placed on again */
+	cr_assert_eq(heartbeat(c, ic), 0);
 	/* No copy written at all: nothing to publish, and the space comes back. */
 	cr_assert_eq(put_start(a, g, 4096, &p), 0);
 	cr_assert_eq(put_place(a, p.put_id, 4096, &r), 0);
 	cr_assert_eq(put_end_unfilled(a, p.put_id, 4096, 7), -EIO);
 	cr_assert_eq(put_revoke(a, p.put_id), -ENOENT);
+	now_ms += m->conf.put_timeout_ms;
+	mcfs_master_tick(m, now_ms);
 	cr_assert_eq(pool_free(a), 3 * SEG - 2 * 8192);
 	cr_assert(attr_of(a, g).flags & MCFS_ATTR_PENDING);
 }
