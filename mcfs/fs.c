@@ -2788,7 +2788,13 @@ static void replicate(struct mcfs_node *n, uint64_t ino)
  * thread's other duties. A round that could not copy everything (no node
  * with room) waits for the next change.
  */
-#define REPAIR_PAGE	 1024
+/*
+ * A SOLE_LIST call walks every inode at the master whatever its page size,
+ * so pages are large (512 KiB of entries): a million objects to repair
+ * cost some 60 walks, not a thousand. The page is worked through over
+ * many steps.
+ */
+#define REPAIR_PAGE	 16384
 #define REPAIR_BUDGET_MS 50
 
 /* Start a repair round over (generation gen), from the first object. */
