@@ -2783,27 +2783,22 @@ static void replicate(struct mcfs_node *n, uint64_t ino)
 /*
  * Repairs. When the master's repair generation moves (a node left or
  * joined, a put left a copy out), this node copies again the objects whose
- * first replica it holds and that have fewer than their replica_num: a page
- * of them at a time, for at most REPAIR_BUDGET_MS, between the lease
- * thread's other duties. A round that could not copy everything (no node
- * with room) waits for the next change.
+ * first replica it holds and that have fewer than their replica_num: the
+ * master hands them out a page at a time (and forgets them), and the page
+ * is worked through for at most REPAIR_BUDGET_MS per step, between the
+ * lease thread's other duties. A round that could not copy everything (no
+ * node with room) waits for the next change, when the master looks again.
  */
-/*
- * A SOLE_LIST call walks every inode at the master whatever its page size,
- * so pages are large (512 KiB of entries): a million objects to repair
- * cost some 60 walks, not a thousand. The page is worked through over
- * many steps.
- */
-#define REPAIR_PAGE	 16384
+#define REPAIR_PAGE	 4096
 #define REPAIR_BUDGET_MS 50
 
-/* Start a repair round over (generation gen), from the first object. */
+/*
+ * Something changed (generation gen): once the page in hand is done, ask
+ * the master again, whatever it said before.
+ */
 static void repair_restart(struct mcfs_node *n, uint64_t gen)
 {
 	n->repair_want = gen;
-	n->repair_cookie = 0;
-	n->repair_page.len = 0;
-	n->repair_off = 0;
 	n->repair_eof = false;
 }
 
@@ -2814,7 +2809,6 @@ static bool repair_fetch(struct mcfs_node *n)
 	int ret;
 
 	call_init(&c, MCFS_MSG_SOLE_LIST);
-	c.req.cookie = n->repair_cookie;
 	c.req.count = REPAIR_PAGE;
 	c.req.flags = MCFS_SOLE_DEGRADED;
 	ret = call_run(n, &c);
@@ -2860,7 +2854,6 @@ static void repair_step(struct mcfs_node *n)
 			n->repair_failed++;
 		else
 			n->repair_done++;
-		n->repair_cookie = e.cookie;
 	}
 	if (n->repair_off < n->repair_page.len || !n->repair_eof)
 		return; /* goes on at the next step */
@@ -2874,7 +2867,6 @@ static void repair_step(struct mcfs_node *n)
 			  n->repair_done);
 	n->repair_seen = n->repair_want;
 	n->repair_done = n->repair_failed = 0;
-	repair_restart(n, n->repair_want);
 }
 
 unsigned mcfs_fs_drain(struct mcfs_node *n)

@@ -85,7 +85,6 @@ struct mcfs_node {
 	uint64_t release_since_ms;    /* when release_q last became non-empty */
 	/* Repairs (the lease thread's): the master's repair generation, and this node's round. */
 	uint64_t repair_want, repair_seen; /* seen: the last round finished */
-	uint64_t repair_cookie;		   /* the last object done */
 	struct mcfs_buf repair_page;	   /* SOLE_LIST entries fetched, from repair_off on */
 	size_t repair_off;
 	bool repair_eof; /* the page is the round's last */

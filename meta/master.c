@@ -157,6 +157,7 @@ static void node_free(struct mcfs_node *n)
 		return;
 	mcfs_alloc_destroy(n->alloc);
 	mcfs_master_dirty_free(n);
+	free(n->degraded);
 	free(n->name);
 	free(n->addr);
 	free(n);
@@ -376,6 +377,54 @@ static void put_free(struct mcfs_master *m, struct mcfs_put *p)
 	free(p);
 }
 
+/* Is in a published file with fewer complete replicas than its replica_num? */
+static bool file_short(const struct mcfs_inode *in)
+{
+	const struct mcfs_obj *obj = &in->u.file.obj;
+
+	return S_ISREG(in->mode) && !(in->flags & MCFS_I_PENDING) && obj->version && obj->nrep &&
+	       obj->nrep < (in->replica_num ? in->replica_num : 1);
+}
+
+/* File ino may be short of copies: node node_id (its first replica's) is to copy it again. */
+static void degraded_add(struct mcfs_master *m, uint32_t node_id, uint64_t ino)
+{
+	struct mcfs_node *n = mcfs_master_node(m, node_id);
+
+	if (!n)
+		return;
+	if (n->ndegraded == n->degraded_cap) {
+		uint32_t cap = n->degraded_cap ? n->degraded_cap * 2 : 64;
+		uint64_t *v = realloc(n->degraded, (size_t)cap * sizeof(*v));
+
+		if (!v) {
+			m->repair_scan = true; /* the next walk finds it */
+			return;
+		}
+		n->degraded = v;
+		n->degraded_cap = cap;
+	}
+	n->degraded[n->ndegraded++] = ino;
+}
+
+/* Build every node's degraded list afresh from a walk of all files. */
+static void degraded_walk(struct mcfs_master *m)
+{
+	struct mcfs_inode *in;
+	size_t pos = 0;
+
+	for (uint64_t id = 1; id <= m->last_node_id; id++) {
+		struct mcfs_node *n = mcfs_master_node(m, id);
+
+		if (n)
+			n->ndegraded = 0;
+	}
+	m->repair_scan = false;
+	while ((in = mcfs_ptab_next(&m->ns.by_ino, &pos)))
+		if (file_short(in))
+			degraded_add(m, mcfs_obj_creps(&in->u.file.obj)->node_id, in->ino);
+}
+
 /*
  * Leave out of p the copies that hold nothing: those whose node left, and
  * rep[i] for each bit i of drop (copies its writer could not fill). The
@@ -494,7 +543,7 @@ static void node_remove(struct mcfs_master *m, struct mcfs_node *n, const char *
 		  "elsewhere, %zu puts lost a copy on it",
 		  n->name, (unsigned long long)n->id, why, lost, kept, failed);
 	if (kept || failed)
-		m->repair_gen++; /* copies to make again, on the nodes left */
+		mcfs_master_repair_mark(m); /* copies to make again, on the nodes left */
 	if (n->incarnation)
 		m->dropped_inc[m->dropped_inc_next++ % MCFS_DROPPED_INCS] = n->incarnation;
 	m->nodes[n->id] = NULL;
@@ -729,7 +778,7 @@ static int do_hello(struct mcfs_req *r)
 	r->caller = n->id;
 	mcfs_master_node_stored(m, n, true);
 	if (n->alloc)
-		m->repair_gen++; /* room for copies that had nowhere to go */
+		mcfs_master_repair_mark(m); /* room for copies that had nowhere to go */
 	mcfs_info("node %s (id %llu) joined from %s with %llu bytes", n->name,
 		  (unsigned long long)n->id, *n->addr ? n->addr : "this process",
 		  (unsigned long long)q->size);
@@ -1480,8 +1529,11 @@ static int do_put_end(struct mcfs_req *r)
 		put_free(m, p);
 		return -EIO;
 	}
-	if (p->nrep < placed)
-		m->repair_gen++; /* a copy left out: to be made again elsewhere */
+	if (p->nrep < placed) {
+		/* A copy left out: to be made again elsewhere, by the first replica's node. */
+		degraded_add(m, (uint32_t)p->rep[0].node_id, p->ino);
+		m->repair_gen++;
+	}
 	/* replica_num lowered since PUT_PLACE: the copies beyond it are not kept. */
 	for (uint8_t keep = in->replica_num ? in->replica_num : 1; p->nrep > keep; p->nrep--) {
 		struct mcfs_put_rep *pr = &p->rep[p->nrep - 1];
@@ -1769,18 +1821,68 @@ static void sole_sift_up(struct mcfs_sole *h, size_t i)
  * keeping the count smallest in a max-heap. The cookie is the inode number,
  * so paging is right whatever comes and goes in between.
  */
+/*
+ * SOLE_LIST DEGRADED: hand the caller the files on its degraded list that
+ * are still short of copies with their first replica on it (in inode
+ * order), and forget them; a file whose first replica moved goes to that
+ * node's list. O(max), after a walk of all files when one is due.
+ */
+static int sole_list_degraded(struct mcfs_req *r, uint32_t max)
+{
+	struct mcfs_master *m = r->m;
+	struct mcfs_node *node = r->node;
+	struct mcfs_buf *b = &m->scratch;
+	struct mcfs_sole *h;
+	size_t n = 0;
+
+	if (m->repair_scan)
+		degraded_walk(m);
+	h = malloc(max * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	while (node && node->ndegraded && n < max) {
+		uint64_t ino = node->degraded[--node->ndegraded];
+		const struct mcfs_inode *in = mcfs_ns_get(&m->ns, ino);
+		uint32_t first;
+
+		if (!in || !file_short(in))
+			continue;
+		first = mcfs_obj_creps(&in->u.file.obj)->node_id;
+		if (first != r->caller) {
+			degraded_add(m, first, ino);
+			continue;
+		}
+		h[n].cookie = h[n].ino = ino;
+		h[n].version = in->u.file.obj.version;
+		h[n].size = in->u.file.obj.size;
+		n++;
+	}
+	qsort(h, n, sizeof(*h), sole_cmp);
+	for (size_t i = 0; i < n; i++)
+		mcfs_sole_put(b, &h[i]);
+	free(h);
+	if (b->oom)
+		return -ENOMEM;
+	r->out->count = (uint32_t)n;
+	r->out->flags = node && node->ndegraded ? 0 : MCFS_READDIR_EOF;
+	r->out->value.p = b->data;
+	r->out->value.len = (uint32_t)b->len;
+	return 0;
+}
+
 static int do_sole_list(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
 	struct mcfs_buf *b = &r->m->scratch;
 	uint32_t max = q->count ? q->count : SOLE_DEFAULT_COUNT;
-	bool degraded = q->flags & MCFS_SOLE_DEGRADED;
 	struct mcfs_sole *h;
 	struct mcfs_inode *in;
 	size_t n = 0, matched = 0, pos = 0;
 
 	if (max > SOLE_MAX_COUNT)
 		max = SOLE_MAX_COUNT;
+	if (q->flags & MCFS_SOLE_DEGRADED)
+		return sole_list_degraded(r, max);
 	h = malloc(max * sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -1789,10 +1891,7 @@ static int do_sole_list(struct mcfs_req *r)
 		struct mcfs_sole e;
 
 		if (in->ino <= q->cookie || !S_ISREG(in->mode) || in->flags & MCFS_I_PENDING ||
-		    !obj->version || !obj->nrep || mcfs_obj_creps(obj)->node_id != r->caller)
-			continue;
-		if (degraded ? obj->nrep >= (in->replica_num ? in->replica_num : 1)
-			     : obj->nrep != 1)
+		    !obj->version || obj->nrep != 1 || mcfs_obj_creps(obj)->node_id != r->caller)
 			continue;
 		matched++;
 		e.cookie = e.ino = in->ino;

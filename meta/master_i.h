@@ -38,6 +38,13 @@ struct mcfs_node {
 	struct mcfs_dirty *dirty; /* uthash: inodes whose record it must fetch (SYNC) */
 	uint64_t reported;	  /* records accepted from its REPORT */
 	uint64_t report_dropped;  /* reported replicas that could not be placed */
+	/*
+	 * Files that may be short of their replica_num and whose first replica
+	 * is here: this node copies them again (SOLE_LIST DEGRADED hands them
+	 * out and forgets them). Owned; ndegraded of them.
+	 */
+	uint64_t *degraded;
+	uint32_t ndegraded, degraded_cap;
 };
 
 /* Read holds on one version (master_hold.c). */
@@ -143,6 +150,8 @@ struct mcfs_master {
 	 * sees it change looks for the objects it should copy again.
 	 */
 	uint64_t repair_gen;
+	bool
+	    repair_scan; /* the degraded lists need a walk of every file (mcfs_master_repair_mark) */
 	/*
 	 * Incarnations (daemon runs) of the nodes this master dropped, the
 	 * latest MCFS_DROPPED_INCS: one that says HELLO again was cut off, and
@@ -193,6 +202,17 @@ struct mcfs_req {
 void mcfs_master_set_clock(struct mcfs_master *m, uint64_t (*clock)(void *arg), void *arg);
 
 struct mcfs_node *mcfs_master_node(const struct mcfs_master *m, uint64_t id);
+
+/*
+ * Objects may now lack copies another node could take (a node left or
+ * joined, a report ended): move the repair generation, and have the next
+ * repair listing walk every file to find them.
+ */
+static inline void mcfs_master_repair_mark(struct mcfs_master *m)
+{
+	m->repair_gen++;
+	m->repair_scan = true;
+}
 
 /* Can the caller see in? A pending file is its creator node's alone. */
 static inline bool mcfs_master_visible(const struct mcfs_req *r, const struct mcfs_inode *in)

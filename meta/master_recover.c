@@ -677,5 +677,6 @@ int mcfs_master_do_report_end(struct mcfs_req *r)
 		    "node %s: %llu reported replicas did not fit its segment and were dropped",
 		    n->name, (unsigned long long)n->report_dropped);
 	expect_done(r->m, n->name);
+	mcfs_master_repair_mark(r->m); /* what it reported may be short of copies */
 	return 0;
 }

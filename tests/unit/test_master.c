@@ -2909,6 +2909,10 @@ Test(master, degraded_objects_listed_for_repair)
 	}
 	cr_assert_geq(missing, 1, "nothing lost a copy on c: nothing to test");
 	cr_assert_eq(na + nb, missing, "every object that lost a copy is listed, to one node");
+	/* Handed out once: asked again with nothing changed, the list is empty. */
+	cookie = 0;
+	cr_assert_eq(sole_page_ex(a, MCFS_SOLE_DEGRADED, &cookie, 0, seen + na + nb, &eof), 0);
+	cr_assert(eof);
 	/* A copy made again (on the other survivor) takes it off the list. */
 	for (uint32_t i = 0; i < na; i++) {
 		struct mcfs_msg pr;
