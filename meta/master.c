@@ -311,10 +311,11 @@ static struct mcfs_retired *retired_find(struct mcfs_master *m, uint64_t ino, ui
 static void rep_defer_free(struct mcfs_master *m, const struct mcfs_rep *rep, uint64_t lease_ms,
 			   uint64_t now_ms)
 {
+	const struct mcfs_node *n = mcfs_master_node(m, rep->node_id);
 	struct mcfs_dropped *d;
 
-	if (!rep->pages)
-		return;
+	if (!rep->pages || !n)
+		return; /* a node gone took its space with it */
 	if (lease_ms <= now_ms) {
 		rep_free(m, rep);
 		return;
@@ -327,8 +328,7 @@ static void rep_defer_free(struct mcfs_master *m, const struct mcfs_rep *rep, ui
 	}
 	d->free_ms = lease_ms;
 	d->node_id = rep->node_id;
-	d->seg_id =
-	    mcfs_master_node(m, rep->node_id) ? mcfs_master_node(m, rep->node_id)->seg_id : 0;
+	d->seg_id = n->seg_id;
 	d->page = rep->page;
 	d->pages = rep->pages;
 	d->next = m->dropped;
@@ -1815,12 +1815,24 @@ static void sole_sift_up(struct mcfs_sole *h, size_t i)
 	}
 }
 
-/*
- * The caller's sole objects with inode numbers above the cookie, the
- * smallest count of them, in inode order: one pass over the inode table
- * keeping the count smallest in a max-heap. The cookie is the inode number,
- * so paging is right whatever comes and goes in between.
- */
+/* Answer a SOLE_LIST page: h[0..n) (owned, freed here) in inode order, EOF when eof. */
+static int sole_answer(struct mcfs_req *r, struct mcfs_sole *h, size_t n, bool eof)
+{
+	struct mcfs_buf *b = &r->m->scratch;
+
+	qsort(h, n, sizeof(*h), sole_cmp);
+	for (size_t i = 0; i < n; i++)
+		mcfs_sole_put(b, &h[i]);
+	free(h);
+	if (b->oom)
+		return -ENOMEM;
+	r->out->count = (uint32_t)n;
+	r->out->flags = eof ? MCFS_READDIR_EOF : 0;
+	r->out->value.p = b->data;
+	r->out->value.len = (uint32_t)b->len;
+	return 0;
+}
+
 /*
  * SOLE_LIST DEGRADED: hand the caller the files on its degraded list that
  * are still short of copies with their first replica on it (in inode
@@ -1831,7 +1843,6 @@ static int sole_list_degraded(struct mcfs_req *r, uint32_t max)
 {
 	struct mcfs_master *m = r->m;
 	struct mcfs_node *node = r->node;
-	struct mcfs_buf *b = &m->scratch;
 	struct mcfs_sole *h;
 	size_t n = 0;
 
@@ -1857,23 +1868,18 @@ static int sole_list_degraded(struct mcfs_req *r, uint32_t max)
 		h[n].size = in->u.file.obj.size;
 		n++;
 	}
-	qsort(h, n, sizeof(*h), sole_cmp);
-	for (size_t i = 0; i < n; i++)
-		mcfs_sole_put(b, &h[i]);
-	free(h);
-	if (b->oom)
-		return -ENOMEM;
-	r->out->count = (uint32_t)n;
-	r->out->flags = node && node->ndegraded ? 0 : MCFS_READDIR_EOF;
-	r->out->value.p = b->data;
-	r->out->value.len = (uint32_t)b->len;
-	return 0;
+	return sole_answer(r, h, n, !node || !node->ndegraded);
 }
 
+/*
+ * The caller's sole objects with inode numbers above the cookie, the
+ * smallest count of them, in inode order: one pass over the inode table
+ * keeping the count smallest in a max-heap. The cookie is the inode number,
+ * so paging is right whatever comes and goes in between.
+ */
 static int do_sole_list(struct mcfs_req *r)
 {
 	const struct mcfs_msg *q = r->in;
-	struct mcfs_buf *b = &r->m->scratch;
 	uint32_t max = q->count ? q->count : SOLE_DEFAULT_COUNT;
 	struct mcfs_sole *h;
 	struct mcfs_inode *in;
@@ -1905,17 +1911,7 @@ static int do_sole_list(struct mcfs_req *r)
 			sole_sift_down(h, n, 0);
 		}
 	}
-	qsort(h, n, sizeof(*h), sole_cmp);
-	for (size_t i = 0; i < n; i++)
-		mcfs_sole_put(b, &h[i]);
-	free(h);
-	if (b->oom)
-		return -ENOMEM;
-	r->out->count = (uint32_t)n;
-	r->out->flags = matched > n ? 0 : MCFS_READDIR_EOF;
-	r->out->value.p = b->data;
-	r->out->value.len = (uint32_t)b->len;
-	return 0;
+	return sole_answer(r, h, n, matched <= n);
 }
 
 static int run_one(struct mcfs_master *m, struct mcfs_master_sess *s, const struct mcfs_msg *q,
