@@ -14,6 +14,12 @@
  * at most that window of CPU time after each request. Each look yields the
  * CPU first, so a spinning daemon never keeps a runnable thread (the very
  * caller it waits for, often, on a machine with few cores) off its CPU.
+ *
+ * Some kernels can instead wake the sleeping daemon on the caller's own CPU
+ * (the fuse module's wake_here parameter): the request then costs two
+ * context switches on one CPU and no interrupt at all. There a poll only
+ * does harm, since a daemon spinning on the other CPU takes the request
+ * away from the caller's, and answers across CPUs again.
  */
 #include "mcfs/kio.h"
 
@@ -33,6 +39,9 @@
 /* Protocol 7.39 names, absent from older kernel headers. */
 #define KIO_INIT_EXT		  (1u << 30)
 #define KIO_DIRECT_IO_ALLOW_MMAP2 (1u << (36 - 32)) /* in flags2 */
+
+/* Present, and "Y", where the kernel wakes a FUSE server on the caller's CPU. */
+#define WAKE_HERE_PARAM "/sys/module/fuse/parameters/wake_here"
 
 /* Offsets in struct fuse_init_in / fuse_init_out (stable since 7.36). */
 #define INIT_IN_FLAGS	12
@@ -132,6 +141,19 @@ static const struct fuse_custom_io kio_ops = {
     .read = kio_read,
     .writev = kio_writev,
 };
+
+bool mcfs_kio_wake_here(void)
+{
+	char c = 0;
+	int fd = open(WAKE_HERE_PARAM, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == 'Y' || c == '1';
+}
 
 void mcfs_kio_set_poll(unsigned int us)
 {

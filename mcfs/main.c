@@ -92,7 +92,9 @@ static void usage(FILE *f)
 	    "  --node-name NAME       name shown in replicas and status (default: host name)\n"
 	    "  --poll-us N            after a request, look for the next one (and for the\n"
 	    "                         master's answer) N microseconds before sleeping\n"
-	    "                         (default 50; 0 sleeps at once)\n"
+	    "                         (default 50; 0 sleeps at once). Where the kernel wakes\n"
+	    "                         the daemon on the caller's CPU (fuse wake_here=Y),\n"
+	    "                         the kernel's requests are waited for asleep\n"
 	    "embedded master only (the same settings as mcfs-master's):\n"
 	    "  --lease-ttl DURATION   read lease (default 10s)\n"
 	    "  --soft-pin-ttl DURATION, --max-soft-pin-ttl DURATION\n"
@@ -676,7 +678,13 @@ int main(int argc, char *argv[])
 		ret = 1;
 		goto out_signals;
 	}
-	mcfs_kio_set_poll((unsigned int)conf.poll_us);
+	if (conf.poll_us && mcfs_kio_wake_here()) {
+		mcfs_info("the kernel wakes this daemon on the caller's CPU (fuse wake_here=Y): "
+			  "/dev/fuse is not polled");
+		mcfs_kio_set_poll(0);
+	} else {
+		mcfs_kio_set_poll((unsigned int)conf.poll_us);
+	}
 	ret = mcfs_kio_install(node.se);
 	if (ret)
 		mcfs_warn("cannot watch FUSE_INIT (%s): shared mappings use the page cache",

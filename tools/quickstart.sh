@@ -96,6 +96,26 @@ args=("$MNT")
 ((have_seg)) || args+=(--segment-size 1G)
 args+=("${EXTRA[@]+"${EXTRA[@]}"}")
 
+# Some kernels' fuse module can wake a FUSE daemon on the CPU of the process
+# that made the request (parameter wake_here, not in mainline Linux). On a
+# virtual machine that halves a round trip's cost (docs/performance.md), so
+# turn it on where it exists; the daemon reads it when it mounts.
+# MCFS_NO_TUNE=1 leaves the kernel as it is.
+tune_fuse() {
+	local p=/sys/module/fuse/parameters/wake_here
+	[[ -e $p ]] || return 0
+	if [[ ${MCFS_NO_TUNE:-0} = 1 ]]; then
+		echo "quickstart.sh: MCFS_NO_TUNE=1: fuse wake_here left at $(cat "$p")"
+	elif [[ $(cat "$p") != Y ]]; then
+		if echo Y >"$p" 2>/dev/null; then
+			echo "quickstart.sh: set fuse wake_here=Y: FUSE requests are served on the caller's CPU (MCFS_NO_TUNE=1 skips this)"
+		else
+			echo "quickstart.sh: could not set $p (not root?): FUSE round trips stay slower" >&2
+		fi
+	fi
+}
+tune_fuse
+
 echo "quickstart.sh: starting $BUILD/bin/mcfs ${args[*]}"
 # Without -f mcfs daemonizes: it returns once the mount is set up (or failed).
 rc=0

@@ -504,6 +504,7 @@ int bench_replay_main(int argc, char **argv)
 		else
 			printf("as fast as possible, ");
 		printf("%d dir(s), seed %llu\n", ndirs, (unsigned long long)o.co.seed);
+		bench_report_host_line(stdout);
 	}
 	rc = (struct bench_replay_conf){.dirs = run_ptrs,
 					.ndirs = ndirs,

@@ -7,8 +7,17 @@
 #include "tools/bench/report.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+/*
+ * Some kernels' fuse module can wake a FUSE daemon on the CPU of the process
+ * that sent the request (wake_here); small-file figures on a VM depend on it
+ * twofold, so every run records it.
+ */
+#define WAKE_HERE_PARAM "/sys/module/fuse/parameters/wake_here"
 
 void bench_report_fmt_ns(char *out, size_t outsz, uint64_t ns)
 {
@@ -136,8 +145,31 @@ json_t *bench_report_phase_ratio_json(const struct bench_phase *a, const struct 
 	return o;
 }
 
+const char *bench_report_fuse_wake_here(void)
+{
+	char c = 0;
+	int fd = open(WAKE_HERE_PARAM, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == 'Y' || c == '1' ? "Y" : "N";
+}
+
+void bench_report_host_line(FILE *f)
+{
+	const char *w = bench_report_fuse_wake_here();
+
+	if (w)
+		fprintf(f, "  kernel: fuse wake_here=%s%s\n", w,
+			*w == 'Y' ? " (FUSE requests are served on the caller's CPU)" : "");
+}
+
 json_t *bench_report_root(const char *command, uint64_t seed)
 {
+	const char *wake_here = bench_report_fuse_wake_here();
 	json_t *o = json_object();
 	char when[32];
 	time_t now = time(NULL);
@@ -152,6 +184,8 @@ json_t *bench_report_root(const char *command, uint64_t seed)
 	bench_report_set(o, "command", json_string(command));
 	bench_report_set(o, "seed", json_integer((json_int_t)seed));
 	bench_report_set(o, "started", json_string(when));
+	bench_report_set(o, "fuse_wake_here",
+			 wake_here ? json_boolean(*wake_here == 'Y') : json_null());
 	bench_report_set(o, "phases", json_array());
 	return o;
 }

@@ -50,8 +50,18 @@ json_t *bench_report_phase_json(const struct bench_phase *p);
 json_t *bench_report_phase_ratio_json(const struct bench_phase *a, const struct bench_phase *b);
 
 /*
+ * The fuse module's wake_here parameter: "Y" or "N", NULL where this kernel
+ * has none.
+ */
+const char *bench_report_fuse_wake_here(void);
+
+/* Under a summary's first line: kernel settings the figures depend on (if any). */
+void bench_report_host_line(FILE *f);
+
+/*
  * The root object every subcommand starts from: tool, version, command,
- * seed, start time, and an empty "phases" list. New reference; NULL on
+ * seed, start time, fuse_wake_here (true, false, or null where the kernel
+ * has no such setting), and an empty "phases" list. New reference; NULL on
  * ENOMEM.
  */
 json_t *bench_report_root(const char *command, uint64_t seed);

@@ -444,6 +444,8 @@ int bench_seq_main(int argc, char **argv)
 		       "%llu\n",
 		       (unsigned long long)c.count, sz, c.threads, c.rounds, io,
 		       (unsigned long long)c.co.seed);
+	if (!c.co.quiet)
+		bench_report_host_line(stdout);
 	ret = 0;
 	for (int r = 0; r < c.rounds && !ret; r++) {
 		for (int k = 0; k < nt && !ret; k++) {

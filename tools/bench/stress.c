@@ -533,6 +533,8 @@ int bench_stress_main(int argc, char **argv)
 		    c.threads, (double)c.duration_ns / 1e9, (unsigned long long)c.keys, lo, hi,
 		    c.inplace ? "in place" : "by temp file + rename",
 		    (unsigned long long)c.co.seed);
+	if (!c.co.quiet)
+		bench_report_host_line(stdout);
 	bench_progress_start("stress", 0, c.duration_ns);
 	s.deadline_ns = bench_now_ns() + c.duration_ns;
 	ret = bench_par_run(c.threads, stress_worker, &s, &wall);
