@@ -102,6 +102,12 @@ struct mcfs_fh {
 	uint64_t len;
 	uint8_t *stage;
 	bool dirty;
+	/*
+	 * The last change was a write() (not a truncate, fallocate, mmap or
+	 * set time): the kernel dropped its cached size and times after it
+	 * by itself, so a publish need not tell it to.
+	 */
+	bool write_last;
 	int error; /* sticky: a write failed, nothing will be published */
 
 	/* Times set while dirty, applied again after publishing. */
@@ -1464,6 +1470,7 @@ static int stage_truncate(struct mcfs_fh *fh, uint64_t size)
 
 	if (fh->error)
 		return fh->error;
+	fh->write_last = false;
 	if (!fh->staged && size == 0) {
 		fh->base_dropped = true;
 		fh->dirty = true;
@@ -1671,8 +1678,15 @@ static int fh_publish(struct mcfs_fh *fh)
 		fh->in->cache_version = fh->version;
 	if (fh->keep_times)
 		reapply_times(fh);
-	/* Drop the kernel's cached size and times; pages stay. */
-	fuse_lowlevel_notify_inval_inode(n->se, fh->ino, -1, 0);
+	/*
+	 * Drop the kernel's cached size and times; pages stay. Not after a
+	 * write(), whose end did that already: a full invalidation would also
+	 * cost the next open a GETATTR (the kernel checks permissions against
+	 * the mode it holds).
+	 */
+	if (!fh->write_last)
+		fuse_lowlevel_notify_inval_inode(n->se, fh->ino, -1, 0);
+	fh->write_last = false;
 	return 0;
 }
 
@@ -2043,6 +2057,7 @@ static void mcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t s
 	if (end > fh->len)
 		fh->len = end;
 	fh->dirty = true;
+	fh->write_last = !fi->writepage; /* the kernel's own write-back (mmap) drops nothing */
 	fuse_reply_write(req, size);
 }
 
@@ -2168,6 +2183,7 @@ static void mcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, 
 		return;
 	}
 	end = (uint64_t)off + (uint64_t)len;
+	fh->write_last = false;
 	ret = stage_reserve(fh, end);
 	if (!ret && !(mode & FALLOC_FL_KEEP_SIZE) && end > fh->len)
 		ret = stage_truncate(fh, end);
@@ -2240,6 +2256,7 @@ static void mcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int 
 	if (fh && fh->dirty && (c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME))) {
 		/* cp -p sets times before close: keep them past the publish. */
 		fh->keep_times = c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME);
+		fh->write_last = false;
 		fh->atime_ns = c.req.atime_ns;
 		fh->mtime_ns = c.req.mtime_ns;
 	}

@@ -11,6 +11,7 @@ import mmap
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -152,6 +153,32 @@ def test_truncate(mnt):
     assert len(got) == 3 * MiB + 13
     assert got[:10_000] == data and got[10_000 : 3 * MiB + 10] == bytes(3 * MiB + 10 - 10_000)
     assert got[-3:] == b"end"
+
+
+def test_stat_right_after_close(mnt):
+    """Whatever changed a file, a stat right after the close shows the new
+    version's size and times (the daemon leaves the kernel's own dropping of
+    them after a write() alone, and drops them itself after anything else)."""
+    path = os.path.join(mnt, "fresh")
+    write_file(path, b"a" * 10_000)
+    st1 = os.stat(path)
+    assert st1.st_size == 10_000
+    time.sleep(0.01)
+    write_file(path, b"b" * 3000)  # O_TRUNC, then write(): shorter
+    st2 = os.stat(path)
+    assert st2.st_size == 3000 and st2.st_mtime_ns > st1.st_mtime_ns
+    with open(path, "r+b") as f:  # ftruncate only
+        f.truncate(7000)
+    assert os.stat(path).st_size == 7000
+    os.close(os.open(path, os.O_WRONLY | os.O_TRUNC))  # truncated, nothing written
+    assert os.stat(path).st_size == 0
+    with open(path, "wb") as f:  # cp -p: times set before the close
+        f.write(b"c" * 5000)
+        f.flush()
+        os.utime(f.fileno(), ns=(10**18, 10**18))
+    st = os.stat(path)
+    assert (st.st_size, st.st_mtime_ns) == (5000, 10**18)
+    assert read_file(path) == b"c" * 5000
 
 
 def test_symlink(mnt):
