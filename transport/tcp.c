@@ -1034,6 +1034,7 @@ static int tcp_write(struct mcfs_xport_client *c, const char *addr, const struct
 
 /* Answers a stream may have outstanding; a reader asks one or two ahead. */
 #define STREAM_ASKS 8
+#define STREAM_PART (128u << 10) /* the least mcfs_xport_stream_next() waits for */
 
 struct mcfs_xport_stream {
 	struct tcp_client *cl;
@@ -1113,12 +1114,12 @@ int mcfs_xport_stream_ask(struct mcfs_xport_stream *s, const struct mcfs_grant *
 }
 
 /*
- * Wait until n bytes are queued on the socket, or fewer where the kernel
- * will queue no more before some are read (its receive memory is full).
- * The number queued, at most n, or -errno; the receive timeout bounds each
- * wait.
+ * Wait until at least n bytes are queued on the socket, or fewer where the
+ * kernel will queue no more before some are read (its receive memory is
+ * full). The number queued, at most max (>= n), or -errno; the receive
+ * timeout bounds each wait.
  */
-static int stream_wait_queued(struct mcfs_xport_stream *s, uint32_t n)
+static int stream_wait_queued(struct mcfs_xport_stream *s, uint32_t n, uint32_t max)
 {
 	int fd = s->cn->fd, q = 0;
 	struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
@@ -1135,7 +1136,7 @@ static int stream_wait_queued(struct mcfs_xport_stream *s, uint32_t n)
 		if (ioctl(fd, FIONREAD, &q))
 			return -errno;
 		if ((uint32_t)q >= n)
-			return (int)n;
+			return (int)((uint32_t)q < max ? (uint32_t)q : max);
 		if (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
 			return -ECONNRESET;
 		if ((p.revents & POLLIN) && q > 0)
@@ -1181,7 +1182,11 @@ int mcfs_xport_stream_next(struct mcfs_xport_stream *s, uint32_t want, int *fd, 
 			return st;
 	}
 	n = want < s->left ? want : s->left;
-	ret = stream_wait_queued(s, n);
+	/*
+	 * A large answer is taken in parts: the caller copies the first while
+	 * the rest is still on its way, instead of after the last byte.
+	 */
+	ret = stream_wait_queued(s, n < STREAM_PART ? n : STREAM_PART, n);
 	if (ret < 0)
 		goto out_broken;
 	*fd = s->cn->fd;

@@ -213,7 +213,9 @@ int mcfs_xport_stream_ask(struct mcfs_xport_stream *s, const struct mcfs_grant *
  * Wait for data of the oldest answer: at most want bytes of it, all of them
  * already queued on the socket, so that reading or splicing them from *fd
  * does not wait. 0 with *fd and *avail (1 .. want; less where the answer
- * ends, or where the socket's receive memory holds no more), after which the caller takes exactly *avail bytes from *fd
+ * ends, where the socket's receive memory holds no more, or, for a want
+ * over 128 KiB, where the first 128 KiB or more are in and the rest are
+ * still on their way), after which the caller takes exactly *avail bytes from *fd
  * and calls mcfs_xport_stream_consumed(). The server's refusal of the ask
  * (-EACCES, -ETIMEDOUT, -ERANGE: the stream stays usable) or a transport
  * error (-ETIMEDOUT, -EIO, -EINVAL when nothing was asked).

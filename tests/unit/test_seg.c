@@ -995,13 +995,18 @@ Test(seg, stream_answers_in_order)
 
 		cr_assert_eq(mcfs_xport_stream_next(s, 100, &fd, &avail), -EINVAL);
 	}
-	for (int round = 0; round < 2; round++) {
-		/* everything asked up front, answers taken in order, in odd pieces */
+	for (int round = 0; round < 3; round++) {
+		/*
+		 * everything asked up front, answers taken in order, in odd
+		 * pieces, then whole (a large answer may come in parts)
+		 */
 		for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++)
 			cr_assert_eq(mcfs_xport_stream_ask(s, &g, asks[i].off, asks[i].len), 0);
 		for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+			uint32_t piece = round == 0 ? 1000 : round == 1 ? 65536 + 7 : asks[i].len;
+
 			memset(buf, 0, asks[i].len);
-			stream_take(s, buf, asks[i].len, round ? 65536 + 7 : 1000);
+			stream_take(s, buf, asks[i].len, piece);
 			cr_assert_eq(memcmp(buf, seg + asks[i].off, asks[i].len), 0, "ask %zu", i);
 		}
 	}
