@@ -60,6 +60,7 @@ struct mcfs_ino {
 	uint32_t cache_users;	/* open handles reading through the page cache */
 	uint32_t nopen;
 	struct mcfs_fh *writer; /* the last write handle opened, while open */
+	uint32_t attr_told;	/* attributes handed to the kernel (replies), counted */
 	struct mcfs_attr attr;	/* as of the last open, for fstat after unlink */
 	/*
 	 * The name the kernel knows it by: where the last lookup or create
@@ -104,10 +105,12 @@ struct mcfs_fh {
 	bool dirty;
 	/*
 	 * The last change was a write() (not a truncate, fallocate, mmap or
-	 * set time): the kernel dropped its cached size and times after it
-	 * by itself, so a publish need not tell it to.
+	 * set time), and the kernel was told no attributes of the file since
+	 * (in->attr_told is still told_at_write): it dropped its cached size
+	 * and times after that write by itself, so a publish need not tell it to.
 	 */
 	bool write_last;
+	uint32_t told_at_write;
 	int error; /* sticky: a write failed, nothing will be published */
 
 	/* Times set while dirty, applied again after publishing. */
@@ -345,10 +348,9 @@ static void ino_remember(struct mcfs_node *n, const struct mcfs_attr *a, uint64_
 	name_set(n, in, parent, name);
 }
 
-/* The size this node shows for ino: a local writer's staged length counts. */
-static uint64_t local_size(struct mcfs_node *n, const struct mcfs_attr *a)
+/* The size this node shows for a file (in: its record, if any): a local writer's staged length counts. */
+static uint64_t local_size(const struct mcfs_ino *in, const struct mcfs_attr *a)
 {
-	struct mcfs_ino *in = ino_find(n, a->ino);
 	uint64_t size = a->size;
 
 	if (in && in->writer) {
@@ -361,15 +363,20 @@ static uint64_t local_size(struct mcfs_node *n, const struct mcfs_attr *a)
 	return size;
 }
 
+/* What the kernel is told of a file: every reply with attributes comes here. */
 static void attr_to_stat(struct mcfs_node *n, const struct mcfs_attr *a, struct stat *st)
 {
+	struct mcfs_ino *in = S_ISREG(a->mode) ? ino_find(n, a->ino) : NULL;
+
+	if (in)
+		in->attr_told++;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = a->ino;
 	st->st_mode = a->mode;
 	st->st_nlink = a->nlink;
 	st->st_uid = a->uid;
 	st->st_gid = a->gid;
-	st->st_size = (off_t)(S_ISREG(a->mode) ? local_size(n, a) : a->size);
+	st->st_size = (off_t)(S_ISREG(a->mode) ? local_size(in, a) : a->size);
 	st->st_blksize = BLKSIZE;
 	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
 	st->st_atim.tv_sec = a->atime_ns / 1000000000;
@@ -1684,7 +1691,7 @@ static int fh_publish(struct mcfs_fh *fh)
 	 * cost the next open a GETATTR (the kernel checks permissions against
 	 * the mode it holds).
 	 */
-	if (!fh->write_last)
+	if (!fh->write_last || fh->in->attr_told != fh->told_at_write)
 		fuse_lowlevel_notify_inval_inode(n->se, fh->ino, -1, 0);
 	fh->write_last = false;
 	return 0;
@@ -2058,6 +2065,7 @@ static void mcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t s
 		fh->len = end;
 	fh->dirty = true;
 	fh->write_last = !fi->writepage; /* the kernel's own write-back (mmap) drops nothing */
+	fh->told_at_write = fh->in->attr_told;
 	fuse_reply_write(req, size);
 }
 
@@ -2253,12 +2261,21 @@ static void mcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int 
 	c.req.gid = attr->st_gid;
 	c.req.atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 + attr->st_atim.tv_nsec;
 	c.req.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
-	if (fh && fh->dirty && (c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME))) {
-		/* cp -p sets times before close: keep them past the publish. */
-		fh->keep_times = c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME);
-		fh->write_last = false;
-		fh->atime_ns = c.req.atime_ns;
-		fh->mtime_ns = c.req.mtime_ns;
+	if (c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME)) {
+		/*
+		 * cp -p sets times before close (futimens, which the kernel
+		 * passes without the file: the file's writer here, then): keep
+		 * them past the publish.
+		 */
+		struct mcfs_ino *in = fh && fh->write ? NULL : ino_find(n, ino);
+		struct mcfs_fh *w = fh && fh->write ? fh : in ? in->writer : NULL;
+
+		if (w && w->dirty) {
+			w->keep_times = c.req.valid & (MCFS_SET_ATIME | MCFS_SET_MTIME);
+			w->write_last = false;
+			w->atime_ns = c.req.atime_ns;
+			w->mtime_ns = c.req.mtime_ns;
+		}
 	}
 	if (!c.req.valid)
 		c.req.type = MCFS_MSG_GETATTR;

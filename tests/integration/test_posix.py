@@ -179,6 +179,39 @@ def test_stat_right_after_close(mnt):
     st = os.stat(path)
     assert (st.st_size, st.st_mtime_ns) == (5000, 10**18)
     assert read_file(path) == b"c" * 5000
+    # A stat between the last write and the close caches what the file
+    # showed then; the close must not leave that behind.
+    with open(path, "wb") as f:
+        f.write(b"d" * 6000)
+        f.flush()
+        during = os.stat(path)
+        time.sleep(0.05)
+    after = os.stat(path)
+    assert after.st_size == 6000 and after.st_mtime_ns > during.st_mtime_ns
+
+
+@pytest.mark.parametrize("mode", ("embedded", "external"))
+def test_times_set_before_close_stick(start_node, mode):
+    """cp -p sets the copy's times with futimens before it closes it, and the
+    kernel passes that SETATTR without the file: the times still outlive the
+    publish at the close, in the master, not only in the kernel's cache
+    (--attr-timeout=0: every stat asks)."""
+    node = start_node(mode, extra=("--attr-timeout=0",))
+    src = os.path.join(node.tmp, "src")
+    write_file(src, b"payload" * 100)
+    os.utime(src, ns=(978307200_000000000, 978307200_000000000))
+    dst = os.path.join(node.mnt, "copy")
+    subprocess.run(["cp", "-p", src, dst], check=True)
+    st = os.stat(dst)
+    assert (st.st_mtime_ns, st.st_atime_ns) == (978307200_000000000, 978307200_000000000)
+    assert read_file(dst) == b"payload" * 100
+    # An open file rewritten in place, its times set after the write.
+    with open(dst, "r+b") as f:
+        f.write(b"P")
+        f.flush()
+        os.utime(f.fileno(), ns=(10**18, 10**18))
+    assert os.stat(dst).st_mtime_ns == 10**18
+    assert read_file(dst)[:2] == b"Pa"
 
 
 def test_symlink(mnt):
