@@ -243,6 +243,10 @@ print("%.2f" % (bps / 8 / 1e9))' "$WORK/iperf3.json")
 
 echo
 echo "iperf3 loopback, one stream, ${IPERF_SECS}s: $IPERF GB/s"
+# FUSE round trips depend on it (docs/performance.md): say what it was.
+if [[ -r /sys/module/fuse/parameters/wake_here ]]; then
+	echo "fuse wake_here: $(cat /sys/module/fuse/parameters/wake_here)"
+fi
 echo
 printf '%-8s %6s %14s %10s %14s %12s\n' size files "remote GB/s" "/iperf3" "local GB/s" "tmpfs GB/s"
 for s in $SIZES; do
