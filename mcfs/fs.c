@@ -2064,6 +2064,7 @@ static void mcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t s
 	if (end > fh->len)
 		fh->len = end;
 	fh->dirty = true;
+	fh->keep_times &= ~(uint32_t)MCFS_SET_MTIME; /* a write after a set time is newer */
 	fh->write_last = !fi->writepage; /* the kernel's own write-back (mmap) drops nothing */
 	fh->told_at_write = fh->in->attr_told;
 	fuse_reply_write(req, size);

@@ -212,6 +212,17 @@ def test_times_set_before_close_stick(start_node, mode):
         os.utime(f.fileno(), ns=(10**18, 10**18))
     assert os.stat(dst).st_mtime_ns == 10**18
     assert read_file(dst)[:2] == b"Pa"
+    # A write after the times were set makes the file newer than them.
+    before = time.time_ns()
+    with open(dst, "r+b") as f:
+        f.write(b"Q")
+        f.flush()
+        os.utime(f.fileno(), ns=(10**18, 10**18))
+        f.write(b"R")
+        f.flush()
+    st = os.stat(dst)
+    assert st.st_atime_ns == 10**18 and st.st_mtime_ns >= before
+    assert read_file(dst)[:3] == b"QRy"
 
 
 def test_symlink(mnt):
