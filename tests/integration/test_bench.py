@@ -124,6 +124,10 @@ def smoke_all(d, ref, tmp):
                       "--threads", 2, "--rounds", 2, "--seed", 7, json_path=tmp / "seq.json")
     assert doc["config"]["size"] == 256 << 10
     assert doc["seed"] == 7
+    # The kernel setting the figures depend on is recorded (null: no such setting).
+    param = "/sys/module/fuse/parameters/wake_here"
+    want = open(param).read().strip() in ("Y", "1") if os.path.exists(param) else None
+    assert doc["fuse_wake_here"] == want
     assert [t["role"] for t in doc["targets"]] == ["target", "ref"]
     for t in doc["targets"]:
         assert t["write"]["ops"] == 24 and t["read"]["ops"] == 24
