@@ -7,12 +7,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <isa-l/crc.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int mcfs_parse_size(const char *s, uint64_t *out)
 {
@@ -171,6 +173,19 @@ bool mcfs_spin_readable(int fd, uint64_t poll_ns)
 		if (mcfs_now_ns() - start >= poll_ns)
 			return false;
 	}
+}
+
+int mcfs_fuse_wake_here(void)
+{
+	char c = 0;
+	int fd = open("/sys/module/fuse/parameters/wake_here", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == 'Y' || c == '1';
 }
 
 int64_t mcfs_wall_ns(void)

@@ -51,6 +51,14 @@ int64_t mcfs_wall_ns(void);
  */
 bool mcfs_spin_readable(int fd, uint64_t poll_ns);
 
+/*
+ * The fuse module's wake_here parameter, which some kernels have (mainline
+ * Linux does not): with Y the kernel wakes a FUSE daemon asleep on
+ * /dev/fuse on the CPU of the process that sent the request. 1 for Y, 0
+ * for N, -1 where this kernel has no such parameter.
+ */
+int mcfs_fuse_wake_here(void);
+
 /* crc32c (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t mcfs_crc32c(uint32_t crc, const void *buf, size_t len);
 

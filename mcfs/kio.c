@@ -40,9 +40,6 @@
 #define KIO_INIT_EXT		  (1u << 30)
 #define KIO_DIRECT_IO_ALLOW_MMAP2 (1u << (36 - 32)) /* in flags2 */
 
-/* Present, and "Y", where the kernel wakes a FUSE server on the caller's CPU. */
-#define WAKE_HERE_PARAM "/sys/module/fuse/parameters/wake_here"
-
 /* Offsets in struct fuse_init_in / fuse_init_out (stable since 7.36). */
 #define INIT_IN_FLAGS	12
 #define INIT_IN_FLAGS2	16
@@ -141,19 +138,6 @@ static const struct fuse_custom_io kio_ops = {
     .read = kio_read,
     .writev = kio_writev,
 };
-
-bool mcfs_kio_wake_here(void)
-{
-	char c = 0;
-	int fd = open(WAKE_HERE_PARAM, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	if (read(fd, &c, 1) != 1)
-		c = 0;
-	close(fd);
-	return c == 'Y' || c == '1';
-}
 
 void mcfs_kio_set_poll(unsigned int us)
 {

@@ -24,13 +24,6 @@
 void mcfs_kio_set_poll(unsigned int us);
 
 /*
- * Whether this kernel wakes a FUSE daemon that sleeps for requests on the
- * CPU of the process that sent one (fuse module parameter wake_here=Y).
- * Polling the device then costs more than it saves.
- */
-bool mcfs_kio_wake_here(void);
-
-/*
  * Wake the session loop's wait for requests, for a stop: call from a signal
  * handler (async-signal-safe) after fuse_session_exit().
  */

@@ -678,7 +678,8 @@ int main(int argc, char *argv[])
 		ret = 1;
 		goto out_signals;
 	}
-	if (conf.poll_us && mcfs_kio_wake_here()) {
+	/* There polling the device costs more than it saves (mcfs/kio.c). */
+	if (conf.poll_us && mcfs_fuse_wake_here() == 1) {
 		mcfs_info("the kernel wakes this daemon on the caller's CPU (fuse wake_here=Y): "
 			  "/dev/fuse is not polled");
 		mcfs_kio_set_poll(0);

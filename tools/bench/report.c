@@ -7,17 +7,10 @@
 #include "tools/bench/report.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-/*
- * Some kernels' fuse module can wake a FUSE daemon on the CPU of the process
- * that sent the request (wake_here); small-file figures on a VM depend on it
- * twofold, so every run records it.
- */
-#define WAKE_HERE_PARAM "/sys/module/fuse/parameters/wake_here"
+#include "common/util.h"
 
 void bench_report_fmt_ns(char *out, size_t outsz, uint64_t ns)
 {
@@ -145,17 +138,15 @@ json_t *bench_report_phase_ratio_json(const struct bench_phase *a, const struct 
 	return o;
 }
 
+/*
+ * Small-file figures on a VM depend on the fuse module's wake_here twofold
+ * (docs/performance.md), so every run records it.
+ */
 const char *bench_report_fuse_wake_here(void)
 {
-	char c = 0;
-	int fd = open(WAKE_HERE_PARAM, O_RDONLY | O_CLOEXEC);
+	int w = mcfs_fuse_wake_here();
 
-	if (fd < 0)
-		return NULL;
-	if (read(fd, &c, 1) != 1)
-		c = 0;
-	close(fd);
-	return c == 'Y' || c == '1' ? "Y" : "N";
+	return w < 0 ? NULL : w ? "Y" : "N";
 }
 
 void bench_report_host_line(FILE *f)
