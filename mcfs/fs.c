@@ -2926,6 +2926,13 @@ static void repair_step(struct mcfs_node *n)
 	n->repair_done = n->repair_failed = 0;
 }
 
+/*
+ * Objects per SOLE_LIST page when leaving (32 bytes each: 512 KiB). Each
+ * page costs the master a walk of every inode, whatever its size: a node
+ * holding a million objects alone costs 62 walks, not 3,900 at 256.
+ */
+#define DRAIN_PAGE 16384
+
 unsigned mcfs_fs_drain(struct mcfs_node *n)
 {
 	struct mcfs_buf page;
@@ -2942,7 +2949,7 @@ unsigned mcfs_fs_drain(struct mcfs_node *n)
 
 		call_init(&c, MCFS_MSG_SOLE_LIST);
 		c.req.cookie = cookie;
-		c.req.count = 256;
+		c.req.count = DRAIN_PAGE;
 		ret = call_run(n, &c);
 		if (ret) {
 			call_fini(&c);
