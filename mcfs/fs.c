@@ -2859,29 +2859,43 @@ static void repair_restart(struct mcfs_node *n, uint64_t gen)
 	n->repair_eof = false;
 }
 
-/* The next page of objects to repair. false: none for now (asked again next step). */
-static bool repair_fetch(struct mcfs_node *n)
+/*
+ * One SOLE_LIST page (count entries after cookie, with flags) into page,
+ * replacing what it held. 0 with *eof, or -errno (page left empty).
+ */
+static int sole_page(struct mcfs_node *n, uint64_t cookie, uint32_t count, uint32_t flags,
+		     struct mcfs_buf *page, bool *eof)
 {
 	struct call c;
 	int ret;
 
+	page->len = 0;
 	call_init(&c, MCFS_MSG_SOLE_LIST);
-	c.req.count = REPAIR_PAGE;
-	c.req.flags = MCFS_SOLE_DEGRADED;
+	c.req.cookie = cookie;
+	c.req.count = count;
+	c.req.flags = flags;
 	ret = call_run(n, &c);
 	if (!ret) {
-		n->repair_eof = c.resp.flags & MCFS_READDIR_EOF;
-		n->repair_page.len = 0;
-		n->repair_off = 0;
-		mcfs_buf_put(&n->repair_page, c.resp.value.p, c.resp.value.len);
-		if (n->repair_page.oom) {
-			n->repair_page.oom = false;
-			n->repair_page.len = 0;
-			n->repair_eof = false;
+		*eof = c.resp.flags & MCFS_READDIR_EOF;
+		mcfs_buf_put(page, c.resp.value.p, c.resp.value.len);
+		if (page->oom) {
+			page->oom = false;
+			page->len = 0;
 			ret = -ENOMEM;
 		}
 	}
 	call_fini(&c);
+	return ret;
+}
+
+/* The next page of objects to repair. false: none for now (asked again next step). */
+static bool repair_fetch(struct mcfs_node *n)
+{
+	int ret = sole_page(n, 0, REPAIR_PAGE, MCFS_SOLE_DEGRADED, &n->repair_page, &n->repair_eof);
+
+	n->repair_off = 0;
+	if (ret)
+		n->repair_eof = false;
 	return !ret && (n->repair_page.len || n->repair_eof);
 }
 
@@ -2947,20 +2961,12 @@ unsigned mcfs_fs_drain(struct mcfs_node *n)
 		struct call c;
 		int ret;
 
-		call_init(&c, MCFS_MSG_SOLE_LIST);
-		c.req.cookie = cookie;
-		c.req.count = DRAIN_PAGE;
-		ret = call_run(n, &c);
+		ret = sole_page(n, cookie, DRAIN_PAGE, 0, &page, &eof);
 		if (ret) {
-			call_fini(&c);
 			mcfs_warn("cannot list the objects only this node holds: %s",
 				  strerror(-ret));
 			break;
 		}
-		eof = c.resp.flags & MCFS_READDIR_EOF;
-		page.len = 0;
-		mcfs_buf_put(&page, c.resp.value.p, c.resp.value.len);
-		call_fini(&c);
 		mcfs_rd_init(&rd, page.data, page.len);
 		if (!page.len && !eof)
 			break; /* an empty page that is not the end: do not spin */
@@ -2977,7 +2983,7 @@ unsigned mcfs_fs_drain(struct mcfs_node *n)
 			else if (!ret)
 				moved++;
 		}
-		if (ret < 0 || page.oom)
+		if (ret < 0)
 			break;
 	}
 	mcfs_buf_fini(&page);
