@@ -174,6 +174,17 @@ struct mcfs_remote {
 	bool nostream;	     /* streaming failed once, or reads jump about: fetch */
 	uint8_t st_restarts; /* streams started over for a read out of sequence */
 	bool st_refreshed;   /* the grants were renewed once for a refused ask */
+	/*
+	 * The ask made at open is split in two when it is large: its second
+	 * half, bytes [st2_lo, st2_hi), comes over a second connection (st2),
+	 * to the next replica where there are several, else to the same one,
+	 * where its own thread serves it: both halves travel at once. Every
+	 * other byte comes over st, in order.
+	 */
+	struct mcfs_xport_stream *st2;
+	uint64_t st2_lo, st2_hi;
+	uint32_t st2_rep;   /* the replica st2 reads */
+	uint32_t st_failed; /* the replica whose stream failed last */
 };
 
 struct mcfs_dirh {
@@ -809,6 +820,7 @@ static void remote_free(struct mcfs_remote *rm)
 	if (!rm)
 		return;
 	mcfs_xport_stream_close(rm->st, true);
+	mcfs_xport_stream_close(rm->st2, true);
 	pthread_mutex_lock(&rm->mu);
 	rm->cancel = true;
 	pthread_mutex_unlock(&rm->mu);
@@ -1090,13 +1102,15 @@ static int fh_base(struct mcfs_fh *fh)
 
 #define STREAM_FIRST	(1u << 20) /* asked at open: a whole KV block, or the kernel's largest read */
 #define STREAM_AHEAD	2	   /* reads asked ahead of the one being answered */
-#define STREAM_ASK_MAX	(8u << 20) /* the most one ask may ask for (MCFS_SEG_IO_MAX) */
-#define STREAM_RESTARTS 2	   /* reads out of sequence a handle streams through */
+#define STREAM_ASK_MAX	(8u << 20)   /* the most one ask may ask for (MCFS_SEG_IO_MAX) */
+#define STREAM_RESTARTS 2	     /* reads out of sequence a handle streams through */
+#define STREAM_SPLIT	(512u << 10) /* a first ask this large goes half over a second stream */
 
 static void stream_drop(struct mcfs_remote *rm, bool reuse)
 {
 	mcfs_xport_stream_close(rm->st, reuse);
-	rm->st = NULL;
+	mcfs_xport_stream_close(rm->st2, reuse);
+	rm->st = rm->st2 = NULL;
 }
 
 /* After a failure: log it, and let the handle fetch from now on. */
@@ -1106,7 +1120,7 @@ static void stream_fail(struct mcfs_fh *fh, int err)
 	char addr[sizeof(rm->rep[0].addr)];
 
 	pthread_mutex_lock(&rm->mu);
-	memcpy(addr, rm->rep[rm->st_rep].addr, sizeof(addr));
+	memcpy(addr, rm->rep[rm->st_failed < rm->nrep ? rm->st_failed : 0].addr, sizeof(addr));
 	pthread_mutex_unlock(&rm->mu);
 	mcfs_warn("inode %" PRIu64 ": streaming from %s failed (%s), fetching instead", fh->ino,
 		  addr, strerror(-err));
@@ -1133,7 +1147,11 @@ static int stream_ask(struct mcfs_fh *fh, uint64_t end)
 		if (!ret)
 			rm->st_end += len;
 	}
-	return ret == -EINVAL ? 0 : ret; /* enough asked for now */
+	if (ret == -EINVAL)
+		return 0; /* enough asked for now */
+	if (ret)
+		rm->st_failed = rm->st_rep;
+	return ret;
 }
 
 /* A stream starting at off, asking for len bytes. 0, or -errno: fetch instead. */
@@ -1161,22 +1179,82 @@ static int stream_start(struct mcfs_fh *fh, uint64_t off, uint64_t len)
 }
 
 /*
+ * Ask for bytes [lo, hi) over a second stream, to the replica after st's
+ * (st's own when it is the only one), where a stream can be had (0; st2 is
+ * then set); -errno otherwise, nothing asked.
+ */
+static int stream_split(struct mcfs_fh *fh, uint64_t lo, uint64_t hi)
+{
+	struct mcfs_remote *rm = fh->remote;
+	char addr[sizeof(rm->rep[0].addr)];
+	struct mcfs_grant g;
+	int ret;
+
+	pthread_mutex_lock(&rm->mu);
+	rm->st2_rep = (rm->st_rep + 1) % rm->nrep;
+	memcpy(addr, rm->rep[rm->st2_rep].addr, sizeof(addr));
+	g = rm->rep[rm->st2_rep].g;
+	pthread_mutex_unlock(&rm->mu);
+	ret = mcfs_xport_stream_open(fh->n->xc, addr, &rm->st2);
+	if (ret) {
+		rm->st2 = NULL;
+		return ret;
+	}
+	ret = mcfs_xport_stream_ask(rm->st2, &g, g.offset + lo, (uint32_t)(hi - lo));
+	if (ret) {
+		mcfs_xport_stream_close(rm->st2, false);
+		rm->st2 = NULL;
+		return ret;
+	}
+	rm->st2_lo = lo;
+	rm->st2_hi = hi;
+	return 0;
+}
+
+/*
  * On opening a remote file for reading: ask for its first bytes at once,
  * so that they travel while the open is answered and the first read comes.
+ * A large first ask goes in two halves over two connections: on the
+ * replica, each is sent by a thread of its own, on its own CPU where there
+ * is one, and a lone object arrives sooner than over one connection.
  */
 static void remote_prefetch(struct mcfs_fh *fh)
 {
 	struct mcfs_remote *rm = fh->remote;
+	uint64_t len = fh->size < STREAM_FIRST ? fh->size : STREAM_FIRST;
+	uint64_t half = len / 2 / 4096 * 4096;
 
 	if (!rm || rm->st || rm->buf || rm->nostream || !fh->size)
 		return;
-	if (stream_start(fh, 0, fh->size < STREAM_FIRST ? fh->size : STREAM_FIRST))
+	if (len < STREAM_SPLIT)
+		half = len;
+	if (stream_start(fh, 0, half)) {
 		rm->nostream = true; /* -EBUSY, -EOPNOTSUPP, a peer down: fetch */
+		return;
+	}
+	if (half == len)
+		return;
+	if (!stream_split(fh, half, len)) {
+		rm->st_end = len; /* st asks on from there */
+	} else if (stream_ask(fh, len)) {
+		stream_fail(fh, -EIO); /* st broke: nothing asked of it is to be read */
+	}
 }
 
 /* The FUSE thread's buffer for reads copied from a stream: kept, so its pages stay faulted. */
 static uint8_t *stream_buf;
 static uint64_t stream_buf_cap;
+
+/* The stream that carries the object's byte pos, and how many from there on it carries. */
+static struct mcfs_xport_stream *stream_at(struct mcfs_remote *rm, uint64_t pos, uint64_t *run)
+{
+	if (rm->st2 && pos >= rm->st2_lo && pos < rm->st2_hi) {
+		*run = rm->st2_hi - pos;
+		return rm->st2;
+	}
+	*run = rm->st2 && pos < rm->st2_lo ? rm->st2_lo - pos : UINT64_MAX;
+	return rm->st;
+}
 
 /* Answer a read of [off, off + n) from the stream's bytes, copied (across answers). */
 static int stream_reply_copy(fuse_req_t req, struct mcfs_fh *fh, uint64_t n)
@@ -1196,18 +1274,29 @@ static int stream_reply_copy(fuse_req_t req, struct mcfs_fh *fh, uint64_t n)
 	}
 	buf = stream_buf;
 	while (got < n && !ret) {
-		uint64_t want = n - got < UINT32_MAX ? n - got : UINT32_MAX;
+		uint64_t run, want = n - got;
+		struct mcfs_xport_stream *s = stream_at(rm, rm->st_pos + got, &run);
 
-		ret = mcfs_xport_stream_next(rm->st, (uint32_t)want, &fd, &avail);
+		if (want > run)
+			want = run;
+		if (want > UINT32_MAX)
+			want = UINT32_MAX;
+		ret = mcfs_xport_stream_next(s, (uint32_t)want, &fd, &avail);
 		if (!ret && recv(fd, buf + got, avail, MSG_WAITALL) != (ssize_t)avail)
 			ret = -EIO; /* the bytes were queued: nothing short of a reset stops this */
 		if (!ret) {
-			mcfs_xport_stream_consumed(rm->st, avail);
+			mcfs_xport_stream_consumed(s, avail);
 			got += avail;
+		} else {
+			rm->st_failed = s == rm->st2 ? rm->st2_rep : rm->st_rep;
 		}
 	}
 	if (!ret) {
 		rm->st_pos += n;
+		if (rm->st2 && rm->st_pos >= rm->st2_hi) {
+			mcfs_xport_stream_close(rm->st2, true); /* all its bytes are in */
+			rm->st2 = NULL;
+		}
 		fuse_reply_buf(req, (const char *)buf, n);
 	}
 	return ret;

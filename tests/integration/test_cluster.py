@@ -193,6 +193,45 @@ def test_remote_reads_in_any_order(cluster):
         f2.close()
 
 
+def test_remote_reads_from_two_replicas(cluster):
+    """A reader with no replica of its own asks for the first MiB of a
+    file in two halves over two connections, one to each replica where
+    there are two: the halves must join at the right byte whatever the
+    sizes and read sizes, and in any order of the reads."""
+    c = cluster(3)
+    a = c.nodes[0]
+    rnd = random.Random(17)
+    os.mkdir(os.path.join(a.mnt, "r2"))
+    os.setxattr(os.path.join(a.mnt, "r2"), "user.mcfs.replica_num", b"2")
+    want = {}
+    for i, size in enumerate((512 * 1024 - 1, 512 * 1024, 600_001, MiB, MiB + 7, 3 * MiB + 5)):
+        rel = f"r2/f{i}"
+        want[rel] = content(rnd, size)
+        write_file(os.path.join(a.mnt, rel), want[rel])
+    for rel, data in want.items():
+        holders = check_replicas(c, os.path.join(a.mnt, rel), 2)
+        reader = next(n for n in c.nodes if n.name not in holders)
+        path = os.path.join(reader.mnt, rel)
+        with open(path, "rb") as f:
+            assert f.read() == data, (reader.name, rel)
+        with open(path, "rb", buffering=0) as f:
+            got = bytearray()
+            while True:
+                piece = f.read(rnd.choice((4096, 100_000, 300_000, MiB)))
+                if not piece:
+                    break
+                got += piece
+            assert bytes(got) == data, (reader.name, rel)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            # The second half before the first: a read out of sequence.
+            half = len(data) // 2 // 4096 * 4096
+            assert os.pread(fd, 8192, half) == data[half:half + 8192], rel
+            assert os.pread(fd, 8192, 0) == data[:8192], rel
+        finally:
+            os.close(fd)
+
+
 def test_close_to_open_across_nodes(cluster):
     c = cluster(3)
     a, b, cc = c.nodes
