@@ -6,11 +6,12 @@
 # Starts an mcfs-master and two nodes (A and B) on 127.0.0.1 with temp
 # mount points, writes files of 1, 4, 16 and 64 MiB through A with
 # replica_num 1 (so every byte lives in A's segment only), and reads them
-# through B's mount with dd (bs=1M) to /dev/null: every byte crosses B's
-# segment client and A's segment server. In the same run it measures
-# loopback TCP with iperf3 (one stream, 5 s) and prints each size's GB/s and
-# its ratio to iperf3. For comparison it also reads the same files through
-# A's own mount (the local replica) and from a tmpfs directory.
+# through B's mount, 1 MiB per read() as dd bs=1M would: every byte crosses
+# B's segment client and A's segment server. In the same run it measures
+# loopback TCP with iperf3 (one stream, 5 s, before and after the reads)
+# and prints each size's GB/s and its ratio to iperf3. For comparison it
+# also reads the same files through A's own mount (the local replica) and
+# from a tmpfs directory.
 #
 #   tools/bench-remote.sh
 #
@@ -18,11 +19,16 @@
 #   MCFS_BUILD          build directory with bin/mcfs, bin/mcfs-master (default build/)
 #   BENCH_SIZES         file sizes in MiB (default "1 4 16 64")
 #   BENCH_TOTAL_MB      MiB written per size (default 512)
-#   BENCH_DIRECT        1: read the mcfs mounts with iflag=direct (default 0)
+#   BENCH_DIRECT        1: open the files on the mcfs mounts with O_DIRECT (default 0)
 #   BENCH_IPERF_SECS    iperf3 duration (default 5)
 #
-# Throughput is bytes over the time dd itself reports, summed over the
-# files (process start-up is not counted); GB/s are 10^9 bytes a second.
+# Each file is opened, read to its end (the read that returns 0 included)
+# and closed by one reader process that reuses one buffer, faulted in
+# before the clock starts, as a serving process loading blocks would.
+# Throughput is bytes over the sum of those times, open to close; GB/s are
+# 10^9 bytes a second. (dd, one process per file, is not used to read: it
+# faults a fresh 1 MiB buffer into every read's time, which caps even a
+# tmpfs read of 1 MiB files near 1.5 GB/s here.)
 # Every process is started here, tracked by PID and stopped on exit, and
 # the temp directories are removed, whatever happens.
 set -euo pipefail
@@ -146,21 +152,40 @@ start_node() { # NAME MOUNTPOINT SEGMENT -> sets NODE_PID
 	die "mcfs $name did not mount $mnt in ${MOUNT_WAIT}s"
 }
 
-# dd every file of a directory to /dev/null and set GBPS to the bytes over
-# the sum of the seconds dd itself reports.
-read_dir() { # DIR [dd flags...]
-	local dir=$1 log f bytes secs
-	shift
-	log=$WORK/dd.log
-	: >"$log"
-	for f in "$dir"/*; do
-		LC_ALL=C dd if="$f" of=/dev/null bs=1M "$@" 2>>"$log" || die "dd of $f failed: $(tail -n 1 "$log")"
-	done
-	read -r bytes secs < <(awk '/ copied, / {
-		bytes += $1
-		for (i = 1; i <= NF; i++) if ($i == "copied,") secs += $(i + 1)
-	} END { printf "%d %.6f\n", bytes, secs }' "$log")
-	GBPS=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { if (s > 0) printf "%.2f", b / s / 1e9; else print "inf" }')
+# Read every file of a directory (open, 1 MiB read()s to the end, close)
+# and set GBPS to the bytes over the sum of the per-file times.
+read_dir() { # DIR DIRECT(0|1)
+	GBPS=$(python3 - "$1" "$2" <<'PY'
+import mmap, os, sys, time
+d, direct = sys.argv[1], sys.argv[2] == "1"
+buf = mmap.mmap(-1, 1 << 20)  # page-aligned, as O_DIRECT needs
+buf.write(b"\0" * len(buf))  # faulted in before any clock runs
+view = memoryview(buf)
+flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
+total = secs = 0
+for name in sorted(os.listdir(d)):
+    path = os.path.join(d, name)
+    t = time.perf_counter()
+    fd = os.open(path, flags)
+    while True:
+        n = os.readv(fd, [view])
+        if not n:
+            break
+        total += n
+    os.close(fd)
+    secs += time.perf_counter() - t
+print("%.2f" % (total / secs / 1e9) if secs > 0 else "inf")
+PY
+	) || die "reading $1 failed"
+}
+
+# Loopback TCP, one stream, for IPERF_SECS: set GBPS.
+iperf_once() {
+	iperf3 -c 127.0.0.1 -p "$IPORT" -P 1 -t "$IPERF_SECS" -J >"$WORK/iperf3.json" ||
+		die "iperf3 -c failed: $(tail -n 5 "$WORK/iperf3.json")"
+	GBPS=$(python3 -c 'import json, sys
+bps = json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]
+print("%.2f" % (bps / 8 / 1e9))' "$WORK/iperf3.json")
 }
 
 # Wait until the pool (A's and B's segments) has MIB MiB free on top of B's
@@ -176,7 +201,7 @@ wait_room() { # MIB
 	die "the pool has $((free >> 20)) MiB free after ${ROOM_WAIT}s, not the $((need >> 20)) MiB needed"
 }
 
-echo "bench-remote.sh: build $BUILD, sizes $SIZES MiB, $TOTAL_MB MiB per size, iflag=direct: $DIRECT"
+echo "bench-remote.sh: build $BUILD, sizes $SIZES MiB, $TOTAL_MB MiB per size, O_DIRECT: $DIRECT"
 
 MPORT=$(free_port)
 HPORT=$(free_port)
@@ -196,8 +221,14 @@ head -c "$((maxsize << 20))" /dev/urandom >"$SHM/src"
 mkdir "$MNT_A/bench"
 setfattr -n user.mcfs.replica_num -v 1 "$MNT_A/bench"
 
-DDMCFS=()
-((DIRECT)) && DDMCFS=(iflag=direct)
+IPORT=$(free_port)
+# No -1: the readiness probe below is a connection too.
+iperf3 -s -B 127.0.0.1 -p "$IPORT" >"$WORK/iperf3-server.log" 2>&1 &
+IPERF_PID=$!
+wait_port "$IPORT" "$IPERF_PID" "iperf3 -s"
+iperf_once
+IPERF_BEFORE=$GBPS
+
 declare -A REMOTE LOCAL TMPFS
 for s in $SIZES; do
 	n=$((TOTAL_MB / s))
@@ -213,36 +244,30 @@ for s in $SIZES; do
 	[[ $rep == "bench-a "* && $(wc -l <<<"$rep") -eq 1 ]] ||
 		die "$d/f0 should have one replica, on bench-a; user.mcfs.replicas says: $rep"
 
-	read_dir "$MNT_B/$d" "${DDMCFS[@]}"
+	read_dir "$MNT_B/$d" "$DIRECT"
 	REMOTE[$s]=$GBPS
 	# What B read is what A wrote.
 	cmp -s <(head -c "$((s << 20))" "$SHM/src") "$MNT_B/$d/f$((n - 1))" ||
 		die "$d/f$((n - 1)) read through bench-b differs from what was written"
-	read_dir "$MNT_A/$d" "${DDMCFS[@]}"
+	read_dir "$MNT_A/$d" "$DIRECT"
 	LOCAL[$s]=$GBPS
-	read_dir "$SHM/s$s"
+	read_dir "$SHM/s$s" 0
 	TMPFS[$s]=$GBPS
 	echo "  ${s} MiB x $n: remote ${REMOTE[$s]} GB/s, local ${LOCAL[$s]} GB/s, tmpfs ${TMPFS[$s]} GB/s"
 	rm -r "${MNT_A:?}/$d" "${SHM:?}/s$s"
 done
 
-# Loopback TCP, one stream, in the same run.
-IPORT=$(free_port)
-# No -1: the readiness probe below is a connection too.
-iperf3 -s -B 127.0.0.1 -p "$IPORT" >"$WORK/iperf3-server.log" 2>&1 &
-IPERF_PID=$!
-wait_port "$IPORT" "$IPERF_PID" "iperf3 -s"
-iperf3 -c 127.0.0.1 -p "$IPORT" -P 1 -t "$IPERF_SECS" -J >"$WORK/iperf3.json" ||
-	die "iperf3 -c failed: $(tail -n 5 "$WORK/iperf3.json")"
+# Loopback TCP, one stream, after the reads as before them; the ratios are
+# to the mean of the two, since this machine's speed drifts within a run.
+iperf_once
+IPERF_AFTER=$GBPS
 kill "$IPERF_PID" 2>/dev/null
 wait "$IPERF_PID" 2>/dev/null || true
 IPERF_PID=''
-IPERF=$(python3 -c 'import json, sys
-bps = json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]
-print("%.2f" % (bps / 8 / 1e9))' "$WORK/iperf3.json")
+IPERF=$(awk -v a="$IPERF_BEFORE" -v b="$IPERF_AFTER" 'BEGIN { printf "%.2f", (a + b) / 2 }')
 
 echo
-echo "iperf3 loopback, one stream, ${IPERF_SECS}s: $IPERF GB/s"
+echo "iperf3 loopback, one stream, ${IPERF_SECS}s: $IPERF_BEFORE GB/s before the reads, $IPERF_AFTER after, mean $IPERF"
 # FUSE round trips depend on it (docs/performance.md): say what it was.
 if [[ -r /sys/module/fuse/parameters/wake_here ]]; then
 	echo "fuse wake_here: $(cat /sys/module/fuse/parameters/wake_here)"
