@@ -815,12 +815,30 @@ static struct mcfs_remote *remote_new(void)
 	return rm;
 }
 
+/*
+ * Second streams open on this node (remote->st2). The transport lends a
+ * node 16 streams at once; at most half go to second streams, so that with
+ * many readers at once each still gets a first stream, and only the first
+ * few split.
+ */
+#define STREAM_SPLITS_MAX 8
+static uint32_t stream_splits;
+
+static void stream2_close(struct mcfs_remote *rm, bool reuse)
+{
+	if (!rm->st2)
+		return;
+	mcfs_xport_stream_close(rm->st2, reuse);
+	rm->st2 = NULL;
+	__atomic_fetch_sub(&stream_splits, 1, __ATOMIC_RELAXED);
+}
+
 static void remote_free(struct mcfs_remote *rm)
 {
 	if (!rm)
 		return;
 	mcfs_xport_stream_close(rm->st, true);
-	mcfs_xport_stream_close(rm->st2, true);
+	stream2_close(rm, true);
 	pthread_mutex_lock(&rm->mu);
 	rm->cancel = true;
 	pthread_mutex_unlock(&rm->mu);
@@ -1109,8 +1127,8 @@ static int fh_base(struct mcfs_fh *fh)
 static void stream_drop(struct mcfs_remote *rm, bool reuse)
 {
 	mcfs_xport_stream_close(rm->st, reuse);
-	mcfs_xport_stream_close(rm->st2, reuse);
-	rm->st = rm->st2 = NULL;
+	rm->st = NULL;
+	stream2_close(rm, reuse);
 }
 
 /* After a failure: log it, and let the handle fetch from now on. */
@@ -1190,6 +1208,10 @@ static int stream_split(struct mcfs_fh *fh, uint64_t lo, uint64_t hi)
 	struct mcfs_grant g;
 	int ret;
 
+	if (__atomic_fetch_add(&stream_splits, 1, __ATOMIC_RELAXED) >= STREAM_SPLITS_MAX) {
+		__atomic_fetch_sub(&stream_splits, 1, __ATOMIC_RELAXED);
+		return -EBUSY;
+	}
 	pthread_mutex_lock(&rm->mu);
 	rm->st2_rep = (rm->st_rep + 1) % rm->nrep;
 	memcpy(addr, rm->rep[rm->st2_rep].addr, sizeof(addr));
@@ -1198,12 +1220,12 @@ static int stream_split(struct mcfs_fh *fh, uint64_t lo, uint64_t hi)
 	ret = mcfs_xport_stream_open(fh->n->xc, addr, &rm->st2);
 	if (ret) {
 		rm->st2 = NULL;
+		__atomic_fetch_sub(&stream_splits, 1, __ATOMIC_RELAXED);
 		return ret;
 	}
 	ret = mcfs_xport_stream_ask(rm->st2, &g, g.offset + lo, (uint32_t)(hi - lo));
 	if (ret) {
-		mcfs_xport_stream_close(rm->st2, false);
-		rm->st2 = NULL;
+		stream2_close(rm, false);
 		return ret;
 	}
 	rm->st2_lo = lo;
@@ -1293,10 +1315,8 @@ static int stream_reply_copy(fuse_req_t req, struct mcfs_fh *fh, uint64_t n)
 	}
 	if (!ret) {
 		rm->st_pos += n;
-		if (rm->st2 && rm->st_pos >= rm->st2_hi) {
-			mcfs_xport_stream_close(rm->st2, true); /* all its bytes are in */
-			rm->st2 = NULL;
-		}
+		if (rm->st2 && rm->st_pos >= rm->st2_hi)
+			stream2_close(rm, true); /* all its bytes are in */
 		fuse_reply_buf(req, (const char *)buf, n);
 	}
 	return ret;
